@@ -1,0 +1,17 @@
+"""matap: MA-TAP (Memory-Augmented Time-Aware Path) and a GRU baseline for latent video models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def build_model(name: str = "matap", **overrides: Any):
+    """Build ``"matap"``, ``"gru"`` or another registered model; see :func:`matap.models.build_model`."""
+    from matap.models import build_model as _build
+
+    return _build(name, **overrides)
+
+
+__all__ = ["build_model", "__version__"]

@@ -1,0 +1,253 @@
+"""The ``matap`` command line. Heavy imports (torch, Lightning) happen inside the
+subcommands so that ``matap --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from matap import __version__
+from matap.errors import MatapError
+
+OVERRIDES_HELP = "dotted overrides section.key=value, e.g. train.epochs=3 model.memory_size=5"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line and exit status 2, like every other bad input
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", default=None,
+                   help="YAML file or preset name (smoke, quick, paper); default: the built-in defaults")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="matap", description="MA-TAP and a GRU baseline for latent video modelling on Moving MNIST.")
+    parser.add_argument("--version", action="version", version=f"matap {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("data", help="generate (and cache) a dataset split, or inspect a video file; save frames or a GIF",
+                       description="Generate the split of a config (cached under ~/.cache/matap or data.cache_dir) "
+                                   "or inspect a .npy/.npz video file; print its shape and statistics.")
+    _add_config(p)
+    p.add_argument("--split", choices=("train", "val"), default="train", help="which split of the config (default: train)")
+    p.add_argument("--file", help="inspect this .npy/.npz video file instead of generating")
+    p.add_argument("--png", help="save the first --num videos as a PNG frame grid")
+    p.add_argument("--gif", help="save the first --num videos as an animated GIF")
+    p.add_argument("--num", type=int, default=4, help="videos to draw (default: 4)")
+    p.set_defaults(handler=cmd_data)
+
+    p = sub.add_parser("train", help="train a model into a run folder, or resume one",
+                       description="Train with a config: 'matap train --config quick --out runs/x [KEY=VALUE ...]'; "
+                                   "continue an interrupted run: 'matap train --resume runs/x [train.KEY=VALUE ...]'.")
+    _add_config(p)
+    p.add_argument("--out", "-o", help="run folder to create (config.yaml, history.csv, checkpoints/, tb/)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from checkpoints/last.ckpt")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a checkpoint: per-timestep BCE, MSE, MAE, SSIM, PSNR",
+                       description="Evaluate a run folder (its best checkpoint) or a .ckpt file on its validation set "
+                                   "or on --data, under a protocol; print a table and optionally write JSON.")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--protocol", default="predict", choices=("reconstruct", "autoencode", "predict", "rollout"),
+                   help="reconstruct: the paper's; predict: context -> horizon (default 10 -> 10); "
+                        "rollout: context -> any horizon; autoencode: decode(encode(x))")
+    p.add_argument("--data", help=".npy/.npz videos (N, T, H, W) or mnist_test_seq.npy; default: the run's validation set")
+    p.add_argument("--context", type=int, default=None, help="context frames (default: the config's eval.context)")
+    p.add_argument("--horizon", type=int, default=None, help="future frames (default: the config's eval.horizon)")
+    p.add_argument("--num", type=int, default=None, help="evaluate only the first NUM sequences")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint of a run folder")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--json", help="write the result, with per-timestep arrays, to this file")
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="roll out a checkpoint and save context | truth | prediction as a GIF",
+                       description="Roll a checkpoint out from context frames and write an animated GIF with the "
+                                   "ground truth and the prediction side by side.")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--data", help=".npy/.npz videos; default: the run's validation set")
+    p.add_argument("--out", "-o", required=True, help="GIF file to write")
+    p.add_argument("--num", type=int, default=4, help="sequences to show (default: 4)")
+    p.add_argument("--context", type=int, default=None, help="context frames (default: the config's eval.context)")
+    p.add_argument("--horizon", type=int, default=None, help="future frames (default: the rest of each video)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.set_defaults(handler=cmd_predict)
+    return parser
+
+
+def _print_config_summary(cfg: Any) -> None:
+    m, o, t, d = cfg.model, cfg.objective, cfg.train, cfg.data
+    print(f"model {m.name} (d={m.latent_dim}, K={m.memory_size}, heads={m.num_heads})  objective {o.name}  "
+          f"data {d.source}/{d.motion} {d.train_size}+{d.val_size}x{d.seq_len}  epochs {t.epochs}  batch {t.batch_size}  lr {t.lr}")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from matap.config import load_config
+
+    if args.num < 1:
+        raise MatapError("--num must be >= 1")
+    if args.file:
+        from matap.data import load_videos
+
+        videos, origin = load_videos(args.file), args.file
+    else:
+        from matap.data import load_split
+        from matap.data.sets import cache_dir
+
+        cfg = load_config(args.config, args.overrides)
+        videos = load_split(cfg.data, args.split)
+        origin = f"{args.split} split ({cfg.data.source}, {cfg.data.motion} motion, seed {cfg.data.seed}); cache {cache_dir(cfg.data)}"
+    sample = np.asarray(videos[: min(len(videos), 64)])
+    print(f"{origin}\nshape {tuple(videos.shape)} (N, T, H, W)  dtype {videos.dtype}  "
+          f"mean {sample.mean() / 255:.4f}  nonzero {np.count_nonzero(sample) / sample.size:.3f} (first {len(sample)} videos)")
+    from matap import viz
+
+    if args.png:
+        viz.save_strip(np.asarray(videos[: args.num]), args.png)
+        print(f"wrote {args.png}")
+    if args.gif:
+        viz.save_gif([np.asarray(videos[: args.num])], args.gif)
+        print(f"wrote {args.gif}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from matap.config import load_config
+
+    if args.resume:
+        if args.out or args.config or args.overwrite:
+            raise MatapError("--resume RUN takes no --out, --config or --overwrite (the run keeps its own)")
+        from matap.training import resume
+
+        summary = resume(args.resume, args.overrides)
+    else:
+        if not args.out:
+            raise MatapError("give --out RUN_FOLDER (or --resume RUN_FOLDER)")
+        cfg = load_config(args.config, args.overrides)
+        _print_config_summary(cfg)
+        from matap.training import train
+
+        summary = train(cfg, args.out, overwrite=args.overwrite)
+    _print_training_summary(summary)
+    return 130 if summary["interrupted"] else 0
+
+
+def _print_training_summary(summary: dict[str, Any]) -> None:
+    history = summary["history"]
+    run = summary["run_dir"]
+    if summary["interrupted"]:
+        print(f"interrupted; continue with: matap train --resume {run}")
+    if not history:
+        return
+    last = history[-1]
+    best = min(history, key=lambda row: row.get("val_loss", float("inf")))
+    keys = [k for k in ("train_loss", "val_loss", "val_ssim", "val_ssim_recon", "val_ssim_next") if k in last]
+    print(f"\n{'':<12}" + "".join(f"{k:>16}" for k in ["epoch"] + keys))
+    for label, row in (("last", last), ("best", best)):
+        print(f"{label:<12}" + f"{row['epoch']:>16}" + "".join(f"{row[k]:>16.4f}" for k in keys))
+    print(f"parameters {summary['num_parameters']:,}; run folder {run} (history.csv, checkpoints/best.ckpt)")
+
+
+def _videos_for(cfg: Any, data: str | None, need: int) -> Any:
+    """--data if given, else the run's validation set, generated long enough for ``need`` frames."""
+    if data:
+        from matap.data import load_videos
+
+        return load_videos(data)
+    if cfg.data.source == "array":
+        from matap.data import load_videos
+
+        return load_videos(cfg.data.val_path)
+    from matap.data import generated_split
+
+    return generated_split(cfg.data, "val", seq_len=max(cfg.data.seq_len, need))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from matap.evaluation import evaluate, format_table, required_length
+    from matap.training import load_model
+
+    model, cfg, path = load_model(args.run, args.checkpoint)
+    context = args.context if args.context is not None else cfg.eval.context
+    horizon = args.horizon if args.horizon is not None else (cfg.eval.horizon if args.protocol == "predict" else 90)
+    if args.num is not None and args.num < 1:
+        raise MatapError("--num must be >= 1")
+    videos = _videos_for(cfg, args.data, required_length(args.protocol, context, horizon))
+    if args.num:
+        videos = videos[: args.num]
+    result = evaluate(model, videos, args.protocol, context, horizon, cfg.eval.batch_size, args.device,
+                      progress=sys.stdout.isatty())
+    result.update({"checkpoint": str(path), "model": cfg.model.name, "objective": cfg.objective.name,
+                   "data": args.data or "validation set of the run"})
+    print(f"checkpoint {path} ({cfg.model.name}, trained with objective {cfg.objective.name})")
+    print(format_table(result))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from matap import viz
+    from matap.training import load_model
+    from matap.training.module import to_frames
+
+    if not args.out.lower().endswith(".gif"):
+        raise MatapError(f"--out {args.out}: give a .gif file name")
+    if args.num < 1:
+        raise MatapError("--num must be >= 1")
+    model, cfg, _ = load_model(args.run, args.checkpoint)
+    context = args.context if args.context is not None else cfg.eval.context
+    videos = _videos_for(cfg, args.data, context + (args.horizon or cfg.eval.horizon))
+    T = videos.shape[1]
+    horizon = args.horizon if args.horizon is not None else T - context
+    if context < 1 or horizon < 1 or context + horizon > T:
+        raise MatapError(f"--context {context} + --horizon {horizon} must be >= 1 each and fit the {T}-frame videos")
+    clip = np.array(videos[: args.num, : context + horizon])
+    with torch.inference_mode():
+        pred = model.rollout(to_frames(torch.from_numpy(clip))[:, :context], horizon)[:, :, 0].numpy()
+    truth = clip
+    shown_pred = np.concatenate([clip[:, :context].astype(np.float32) / 255, pred], axis=1)
+    viz.save_gif([truth, shown_pred], args.out)
+    print(f"wrote {args.out}: {len(clip)} sequences, left ground truth, right prediction "
+          f"(frames 1-{context} are the context, {context + 1}-{context + horizon} predicted)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except MatapError as exc:
+        if args.debug:
+            raise
+        print(f"matap: error: {exc}", file=sys.stderr)
+        return 2
+    except FloatingPointError as exc:
+        if args.debug:
+            raise
+        print(f"matap: error: training stopped: {exc}; the last good checkpoint is kept", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("matap: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

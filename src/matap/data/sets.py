@@ -1,0 +1,72 @@
+"""The training and validation sets of a config: generated (and cached on disk
+as memory-mapped uint8 .npy files keyed by their parameters) or loaded from files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from matap.config import DataConfig
+from matap.data.digits import digits_fingerprint, load_digits
+from matap.data.files import load_videos
+from matap.data.moving_mnist import GENERATOR_VERSION, generate
+
+
+def cache_dir(data: DataConfig) -> Path:
+    if data.cache_dir:
+        return Path(data.cache_dir)
+    return Path(os.environ.get("MATAP_CACHE", Path.home() / ".cache" / "matap"))
+
+
+def cache_key(data: DataConfig, split: str, size: int, seq_len: int) -> str:
+    params = {
+        "version": GENERATOR_VERSION, "digits": digits_fingerprint(data.source, data.idx_dir),
+        "motion": data.motion, "num_digits": data.num_digits, "seq_len": seq_len,
+        "image_size": data.image_size, "size": size, "seed": data.seed, "split": split,
+    }
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    return f"moving_mnist-{split}-{size}x{seq_len}-{digest}"
+
+
+def _save_atomic(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, arr)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def generated_split(data: DataConfig, split: str, seq_len: int | None = None, size: int | None = None) -> np.ndarray:
+    """(N, T, 64, 64) uint8 Moving MNIST for ``split``, memory-mapped from the cache."""
+    seq_len = seq_len or data.seq_len
+    size = size or (data.train_size if split == "train" else data.val_size)
+    path = cache_dir(data) / (cache_key(data, split, size, seq_len) + ".npy")
+    if path.exists():
+        try:
+            arr = np.load(path, mmap_mode="r")
+            if arr.shape == (size, seq_len, data.image_size, data.image_size) and arr.dtype == np.uint8:
+                return arr
+        except (ValueError, OSError):
+            pass  # a damaged cache entry is regenerated below
+    digits = load_digits(data.source, split, data.idx_dir)
+    videos = generate(digits, data.seed, split, range(size), seq_len, data.num_digits, data.motion, data.image_size)
+    _save_atomic(path, videos)
+    return np.load(path, mmap_mode="r")
+
+
+def load_split(data: DataConfig, split: str) -> np.ndarray:
+    """The config's ``split`` ("train" or "val") as uint8 (N, T, 64, 64)."""
+    if data.source == "array":
+        return load_videos(data.train_path if split == "train" else data.val_path)
+    return generated_split(data, split)

@@ -1,0 +1,103 @@
+"""Evaluation protocols, each giving per-timestep metrics averaged over sequences.
+
+- ``reconstruct`` (the paper's): teacher-forced, the decoded predictor output
+  at step t against frame t, for every frame.
+- ``autoencode``: decode(encode(x_t)) against x_t (the spatial path alone).
+- ``predict``: ``context`` frames in, ``horizon`` frames rolled out in latent
+  space and decoded, against the true future (10 -> 10 is the standard benchmark).
+- ``rollout``: as predict, for any horizon (e.g. 10 -> 90), to show drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from matap.errors import MatapError
+from matap.metrics import FRAME_METRICS
+from matap.models import LatentVideoModel
+from matap.training.module import to_frames
+
+PROTOCOLS = ("reconstruct", "autoencode", "predict", "rollout")
+
+
+def frames_for(model: LatentVideoModel, x: torch.Tensor, protocol: str, context: int, horizon: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prediction in [0, 1], target), both (B, T', 1, H, W), for one batch of frames."""
+    if protocol == "reconstruct":
+        return torch.sigmoid(model.decode(model(x).z_next)), x
+    if protocol == "autoencode":
+        return torch.sigmoid(model.decode(model.encode(x))), x
+    return model.rollout(x[:, :context], horizon), x[:, context:context + horizon]
+
+
+def required_length(protocol: str, context: int, horizon: int) -> int:
+    return 2 if protocol in ("reconstruct", "autoencode") else context + horizon
+
+
+@torch.inference_mode()
+def evaluate(model: LatentVideoModel, videos: np.ndarray, protocol: str = "predict", context: int = 10,
+             horizon: int = 10, batch_size: int = 64, device: str | torch.device = "cpu",
+             progress: bool = False) -> dict[str, Any]:
+    """Metrics of ``model`` on uint8 videos (N, T, 64, 64) under ``protocol``.
+
+    Returns ``{"protocol", "num_sequences", "context", "horizon", "metrics": {name:
+    {"mean": float, "per_timestep": [float, ...]}}}``; the mean is over sequences
+    and timesteps, per_timestep over sequences.
+    """
+    if protocol not in PROTOCOLS:
+        raise MatapError(f"--protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
+    if protocol in ("predict", "rollout"):
+        if context < 1 or horizon < 1:
+            raise MatapError(f"context ({context}) and horizon ({horizon}) must be >= 1")
+        if videos.shape[1] < context + horizon:
+            raise MatapError(f"the videos have {videos.shape[1]} frames but --context {context} + --horizon "
+                             f"{horizon} = {context + horizon} are needed")
+    model = model.to(device).eval()
+    sums: dict[str, torch.Tensor] = {}
+    count = 0
+    starts = range(0, len(videos), batch_size)
+    for i, start in enumerate(starts):
+        batch = torch.from_numpy(np.array(videos[start:start + batch_size])).to(device)
+        x = to_frames(batch)
+        pred, target = frames_for(model, x, protocol, context, horizon)
+        for name, fn in FRAME_METRICS.items():
+            per_t = fn(pred, target).double().sum(0).cpu()  # (T',)
+            sums[name] = sums[name] + per_t if name in sums else per_t
+        count += x.shape[0]
+        if progress:
+            print(f"\revaluating {min(start + batch_size, len(videos))}/{len(videos)}", end="", flush=True)
+    if progress:
+        print()
+    result = {"protocol": protocol, "num_sequences": count,
+              "context": context if protocol in ("predict", "rollout") else None,
+              "horizon": horizon if protocol in ("predict", "rollout") else None, "metrics": {}}
+    for name, total in sums.items():
+        per_t = (total / count).tolist()
+        result["metrics"][name] = {"mean": float(np.mean(per_t)), "per_timestep": per_t}
+    return result
+
+
+METRIC_LABELS = {
+    "bce": "BCE (per pixel)",
+    "mse": "MSE (per frame, sum over pixels)",
+    "mse_px": "MSE (per pixel)",
+    "mae": "MAE (per frame, sum over pixels)",
+    "mae_px": "MAE (per pixel)",
+    "ssim": "SSIM (tf.image.ssim)",
+    "psnr": "PSNR (dB)",
+}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text table: metric, mean, first and last timestep."""
+    metrics = result["metrics"]
+    steps = len(next(iter(metrics.values()))["per_timestep"])
+    lines = [f"protocol: {result['protocol']}   sequences: {result['num_sequences']}   frames scored per sequence: {steps}",
+             f"{'metric':<34} {'mean':>10} {'t=1':>10} {f't={steps}':>10}"]
+    for name, value in metrics.items():
+        per_t = value["per_timestep"]
+        lines.append(f"{METRIC_LABELS.get(name, name):<34} {value['mean']:>10.4f} {per_t[0]:>10.4f} {per_t[-1]:>10.4f}")
+    return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""Frame metrics as pure functions. Every function takes ``pred`` and ``target``
+of shape (..., H, W) or (..., 1, H, W), values in [0, 1], and returns one
+value per frame, shape (...); callers reduce over sequences and time.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+_WINDOW = 11
+_SIGMA = 1.5
+_K1, _K2 = 0.01, 0.03
+
+
+def _frames(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+    if pred.dim() >= 3 and pred.shape[-3] == 1:
+        pred, target = pred.squeeze(-3), target.squeeze(-3)
+    lead = pred.shape[:-2]
+    H, W = pred.shape[-2:]
+    return pred.reshape(-1, 1, H, W).float(), target.reshape(-1, 1, H, W).float(), lead
+
+
+def _gaussian_1d(device: torch.device) -> torch.Tensor:
+    coords = torch.arange(_WINDOW, dtype=torch.float64, device=device) - (_WINDOW - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * _SIGMA**2))
+    return (g / g.sum()).float()
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """SSIM per frame, as ``tf.image.ssim`` computes it.
+
+    Gaussian window 11x11 with sigma 1.5, K1 = 0.01, K2 = 0.03, population
+    (co)variances, and only windows fully inside the frame ("valid"): the
+    SSIM map is (H-10) x (W-10) and its mean is the frame's SSIM. This is the
+    function behind the paper's numbers; ``pytorch_msssim.ssim`` and
+    scikit-image's Gaussian SSIM agree with it.
+    """
+    x, y, lead = _frames(pred, target)
+    g = _gaussian_1d(x.device)
+    gx, gy = g.view(1, 1, 1, -1), g.view(1, 1, -1, 1)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:  # separable Gaussian, valid padding
+        return F.conv2d(F.conv2d(t, gx), gy)
+
+    stacked = blur(torch.cat([x, y, x * x, y * y, x * y], dim=1).view(-1, 1, *x.shape[-2:]))
+    mu_x, mu_y, e_xx, e_yy, e_xy = stacked.view(x.shape[0], 5, *stacked.shape[-2:]).unbind(1)
+    c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
+    var_x, var_y, cov = e_xx - mu_x**2, e_yy - mu_y**2, e_xy - mu_x * mu_y
+    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+    contrast_structure = (2 * cov + c2) / (var_x + var_y + c2)
+    return (luminance * contrast_structure).mean(dim=(-2, -1)).view(lead)
+
+
+def mse_sum(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error summed over the frame's pixels (OpenSTL's 'MSE' unit)."""
+    x, y, lead = _frames(pred, target)
+    return (x - y).pow(2).sum(dim=(-3, -2, -1)).view(lead)
+
+
+def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error averaged over the frame's pixels."""
+    x, y, lead = _frames(pred, target)
+    return (x - y).pow(2).mean(dim=(-3, -2, -1)).view(lead)
+
+
+def mae_sum(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Absolute error summed over the frame's pixels (OpenSTL's 'MAE' unit)."""
+    x, y, lead = _frames(pred, target)
+    return (x - y).abs().sum(dim=(-3, -2, -1)).view(lead)
+
+
+def mae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Absolute error averaged over the frame's pixels."""
+    x, y, lead = _frames(pred, target)
+    return (x - y).abs().mean(dim=(-3, -2, -1)).view(lead)
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """PSNR in dB from the frame's per-pixel MSE (floored at 1e-10)."""
+    return 10 * torch.log10(data_range**2 / mse(pred, target).clamp_min(1e-10))
+
+
+def bce(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Binary cross-entropy averaged over the frame's pixels; ``pred`` is clipped to
+    [eps, 1 - eps] as Keras does."""
+    x, y, lead = _frames(pred, target)
+    x = x.clamp(eps, 1 - eps)
+    return -(y * x.log() + (1 - y) * (1 - x).log()).mean(dim=(-3, -2, -1)).view(lead)
+
+
+def bce_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy from decoder logits, averaged over pixels, per frame."""
+    x, y, lead = _frames(logits, target)
+    return F.binary_cross_entropy_with_logits(x, y, reduction="none").mean(dim=(-3, -2, -1)).view(lead)
+
+
+FRAME_METRICS = {
+    "bce": bce,
+    "mse": mse_sum,
+    "mse_px": mse,
+    "mae": mae_sum,
+    "mae_px": mae,
+    "ssim": ssim,
+    "psnr": psnr,
+}
+"""The metrics of ``matap evaluate``: name -> per-frame function of (pred, target)."""

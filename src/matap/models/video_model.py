@@ -1,0 +1,76 @@
+"""The latent video model: encode every frame, unroll a cell over the latents,
+predict the next latent, decode; and roll out autoregressively in latent space."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from matap.modules import Cell, LatentPredictor, SpatialDecoder, SpatialEncoder
+
+
+class TeacherForced(NamedTuple):
+    z: torch.Tensor      # (B, T, d) encoded frames z_t
+    z_next: torch.Tensor  # (B, T, d) predictions P(h_t) of z_{t+1}
+
+
+class LatentVideoModel(nn.Module):
+    """Encoder A.1 + a recurrent cell + predictor + decoder A.2.
+
+    Frames are (B, T, 1, 64, 64) floats in [0, 1]; decoded frames come back
+    as logits of the same shape (``torch.sigmoid`` gives the frame).
+    """
+
+    def __init__(self, cell: Cell, latent_dim: int = 64, encoder_dropout: float = 0.2,
+                 predictor_dropout: float = 0.1) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.encoder = SpatialEncoder(latent_dim, encoder_dropout)
+        self.cell = cell
+        self.predictor = LatentPredictor(latent_dim, predictor_dropout)
+        self.decoder = SpatialDecoder(latent_dim)
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, T, 1, H, W) -> (B, T, d)."""
+        B, T = frames.shape[:2]
+        return self.encoder(frames.flatten(0, 1)).view(B, T, -1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) -> (B, T, 1, H, W) logits."""
+        B, T = z.shape[:2]
+        logits = self.decoder(z.flatten(0, 1))
+        return logits.view(B, T, *logits.shape[1:])
+
+    def unroll(self, z: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """Run the cell over (B, T, d) inputs; return outputs (B, T, d) and the last state."""
+        if state is None:
+            state = self.cell.initial_state(z.shape[0], z.device, z.dtype)
+        outputs = []
+        for t in range(z.shape[1]):
+            h, state = self.cell(z[:, t], state)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1), state
+
+    def forward(self, frames: torch.Tensor) -> TeacherForced:
+        """Teacher-forced pass: z_t = E(x_t), z^_{t+1} = P(cell(z_<=t))."""
+        z = self.encode(frames)
+        h, _ = self.unroll(z)
+        return TeacherForced(z, self.predictor(h))
+
+    def rollout_latents(self, z_context: torch.Tensor, horizon: int) -> torch.Tensor:
+        """Given (B, C, d) context latents, predict (B, horizon, d) future latents,
+        feeding each prediction back into the cell."""
+        h, state = self.unroll(z_context)
+        z_next = self.predictor(h[:, -1])
+        future = [z_next]
+        for _ in range(horizon - 1):
+            h_t, state = self.cell(z_next, state)
+            z_next = self.predictor(h_t)
+            future.append(z_next)
+        return torch.stack(future, dim=1)
+
+    def rollout(self, context: torch.Tensor, horizon: int) -> torch.Tensor:
+        """(B, C, 1, H, W) context frames -> (B, horizon, 1, H, W) predicted frames in [0, 1]."""
+        return torch.sigmoid(self.decode(self.rollout_latents(self.encode(context), horizon)))

@@ -1,0 +1,159 @@
+"""Recurrent cells. Every cell maps ``(z_t, state) -> (h_t, state)``.
+
+A new cell subclasses :class:`Cell`, implements ``initial_state`` and
+``forward``, and is registered in :mod:`matap.models`; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Cell(nn.Module):
+    """The interface shared by all cells."""
+
+    latent_dim: int
+
+    def initial_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
+        raise NotImplementedError
+
+    def forward(self, z_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
+
+
+class GRUBaselineCell(Cell):
+    """The paper's BASELINE: Dense(d) input projection -> GRU -> LayerNorm."""
+
+    def __init__(self, latent_dim: int = 64) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.input_proj = nn.Linear(latent_dim, latent_dim)
+        self.gru = nn.GRUCell(latent_dim, latent_dim)  # separate input and hidden biases, as Keras' reset_after
+        self.norm_out = nn.LayerNorm(latent_dim)
+
+    def initial_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        return torch.zeros(batch, self.latent_dim, device=device, dtype=dtype)
+
+    def forward(self, z_t: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.norm_out(self.gru(self.input_proj(z_t), state))  # (B, d)
+        return h, h
+
+
+class MemoryState(NamedTuple):
+    h: torch.Tensor       # (B, d) previous output h_{t-1}
+    memory: torch.Tensor  # (B, K, d) episodic memory M_{t-1}, oldest slot first
+    filled: int           # slots written so far (capped at K); used by mask_empty
+
+
+class RetrospectiveAttention(nn.Module):
+    """Multi-head attention of one query over the K memory slots (Eq. 2).
+
+    q/k/v/out projections of d x d with biases, as Keras' MultiHeadAttention
+    with key_dim = value_dim = d / heads; dropout on the attention weights.
+    """
+
+    def __init__(self, latent_dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        if latent_dim % num_heads:
+            raise ValueError(f"num_heads ({num_heads}) must divide latent_dim ({latent_dim})")
+        self.num_heads = num_heads
+        self.head_dim = latent_dim // num_heads
+        self.q_proj = nn.Linear(latent_dim, latent_dim)
+        self.k_proj = nn.Linear(latent_dim, latent_dim)
+        self.v_proj = nn.Linear(latent_dim, latent_dim)
+        self.out_proj = nn.Linear(latent_dim, latent_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, query: torch.Tensor, memory: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """query (B, d), memory (B, K, d), valid (K,) bool or None -> context (B, d)."""
+        B, K, d = memory.shape
+        H, dh = self.num_heads, self.head_dim
+        q = self.q_proj(query).view(B, H, 1, dh)                      # (B, H, 1, dh)
+        k = self.k_proj(memory).view(B, K, H, dh).transpose(1, 2)     # (B, H, K, dh)
+        v = self.v_proj(memory).view(B, K, H, dh).transpose(1, 2)     # (B, H, K, dh)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(dh)               # (B, H, 1, K)
+        if valid is not None:
+            scores = scores.masked_fill(~valid, float("-inf"))
+        weights = self.dropout(torch.softmax(scores, dim=-1))
+        context = (weights @ v).reshape(B, d)                          # (B, d)
+        return self.out_proj(context)
+
+
+class MATAPCell(Cell):
+    """The MA-TAP cell (paper, Eq. 1-5 and appendix A.3).
+
+    1. h~_t = GRU(W_in z_t, h_{t-1})                      (Eq. 1)
+    2. c_t  = LN(MultiHead(q=h~_t, k=v=M_{t-1}))          (Eq. 2)
+    3. a_t  = sigmoid(W_g [h~_t; tanh(W_c c_t)] + b_g)    (Eq. 3)
+    4. h_t  = LN((1 - a_t) * h~_t + a_t * tanh(W_c c_t))  (Eq. 4)
+    5. M_t  = [M_{t-1}[1:K]; W_m W_in z_t]                 (Eq. 5, FIFO)
+
+    As in the public reference, the memory read at step t holds the K
+    previous writes (it starts as K zero slots), the gate sees the projected
+    context, and the memory stores the projected input.
+
+    Ablation switches: ``use_attention=False`` reads a zero context,
+    ``use_gate=False`` fixes a_t = 0.5, ``mask_empty=True`` hides slots not
+    yet written from the attention (and reads a zero context at t = 0).
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 64,
+        memory_size: int = 10,
+        num_heads: int = 4,
+        attn_dropout: float = 0.1,
+        use_attention: bool = True,
+        use_gate: bool = True,
+        mask_empty: bool = False,
+    ) -> None:
+        super().__init__()
+        if memory_size < 1:
+            raise ValueError(f"memory_size must be >= 1, got {memory_size}")
+        self.latent_dim = latent_dim
+        self.memory_size = memory_size
+        self.mask_empty = mask_empty
+        self.input_proj = nn.Linear(latent_dim, latent_dim)
+        self.gru = nn.GRUCell(latent_dim, latent_dim)
+        # Switched-off parts are not built, so that every parameter is used and counted honestly.
+        self.attention = RetrospectiveAttention(latent_dim, num_heads, attn_dropout) if use_attention else None
+        self.norm_context = nn.LayerNorm(latent_dim)
+        self.context_proj = nn.Linear(latent_dim, latent_dim)
+        self.gate = nn.Linear(2 * latent_dim, latent_dim) if use_gate else None
+        self.memory_write = nn.Linear(latent_dim, latent_dim)
+        self.norm_out = nn.LayerNorm(latent_dim)
+
+    def initial_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> MemoryState:
+        h = torch.zeros(batch, self.latent_dim, device=device, dtype=dtype)
+        memory = torch.zeros(batch, self.memory_size, self.latent_dim, device=device, dtype=dtype)
+        return MemoryState(h, memory, 0)
+
+    def read_memory(self, query: torch.Tensor, state: MemoryState) -> torch.Tensor:
+        """The normalised attention context c_t, (B, d)."""
+        K = self.memory_size
+        if self.attention is None or (self.mask_empty and state.filled == 0):
+            context = query.new_zeros(query.shape)
+        else:
+            valid = None
+            if self.mask_empty and state.filled < K:
+                valid = torch.arange(K, device=query.device) >= K - state.filled  # (K,)
+            context = self.attention(query, state.memory, valid)
+        return self.norm_context(context)
+
+    def forward(self, z_t: torch.Tensor, state: MemoryState) -> tuple[torch.Tensor, MemoryState]:
+        x = self.input_proj(z_t)                                        # (B, d)
+        h_local = self.gru(x, state.h)                                  # Eq. 1
+        context = torch.tanh(self.context_proj(self.read_memory(h_local, state)))  # Eq. 2, tanh(W_c c_t)
+        if self.gate is not None:
+            alpha = torch.sigmoid(self.gate(torch.cat([h_local, context], dim=-1)))  # Eq. 3
+        else:
+            alpha = torch.full_like(h_local, 0.5)
+        h = self.norm_out((1 - alpha) * h_local + alpha * context)      # Eq. 4
+        write = self.memory_write(x).unsqueeze(1)                       # (B, 1, d)
+        memory = torch.cat([state.memory[:, 1:], write], dim=1)         # Eq. 5
+        return h, MemoryState(h, memory, min(state.filled + 1, self.memory_size))

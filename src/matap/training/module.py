@@ -1,0 +1,66 @@
+"""The LightningModule: a model, an objective and an optimiser; nothing model-specific."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from matap import metrics
+from matap.config import Config, config_from_dict
+from matap.models import count_parameters, model_from_config
+from matap.objectives import build_objective
+
+
+def to_frames(batch: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 (B, T, H, W) -> float (B, T, 1, H, W) in [0, 1]."""
+    return batch.unsqueeze(2).to(dtype).div_(255.0)
+
+
+class MatapModule(L.LightningModule):
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.cfg: Config = config_from_dict(config)
+        self.model = model_from_config(self.cfg.model)
+        self.objective = build_objective(self.cfg.objective)
+        self.num_parameters = count_parameters(self.model)
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        x = to_frames(batch)
+        out = self.objective(self.model, x)
+        if not torch.isfinite(out.loss):
+            raise FloatingPointError(
+                f"non-finite training loss ({out.loss.item()}) at epoch {self.current_epoch}, step {self.global_step}"
+            )
+        B = x.shape[0]
+        self.log("train_loss", out.loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=B, sync_dist=True)
+        for name, value in out.terms.items():
+            self.log(f"train_{name}", value.detach(), on_step=False, on_epoch=True, batch_size=B, sync_dist=True)
+        return out.loss
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        x = to_frames(batch)
+        out = self.objective(self.model, x, with_frames=True)
+        B = x.shape[0]
+        logged = {"val_loss": out.loss}
+        logged.update({f"val_{name}": value for name, value in out.terms.items()})
+        for name, (pred, target) in out.pairs.items():
+            logged[f"val_ssim_{name}"] = metrics.ssim(pred, target).mean()
+        headline = logged[f"val_ssim_{self.objective.headline}"]
+        self.log_dict(logged, on_epoch=True, batch_size=B, sync_dist=True)
+        self.log("val_ssim", headline, on_epoch=True, prog_bar=True, batch_size=B, sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.train.lr)
+        if self.cfg.train.schedule == "cosine":
+            steps = max(1, int(self.trainer.estimated_stepping_batches))
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizer
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from matap import __version__
+
+        checkpoint["matap_config"] = self.cfg.to_dict()
+        checkpoint["matap_version"] = __version__

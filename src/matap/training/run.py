@@ -1,0 +1,195 @@
+"""A training run lives in one folder:
+
+    RUN/config.yaml              the resolved config
+    RUN/history.csv              one row per epoch (train and validation metrics)
+    RUN/checkpoints/last.ckpt    written at the end of every epoch (resume from it)
+    RUN/checkpoints/best.ckpt    the lowest validation loss so far
+    RUN/tb/                      TensorBoard events
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import yaml
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from matap.config import Config, config_from_dict, parse_override, set_value, validate
+from matap.data import load_split, make_loader
+from matap.errors import MatapError
+from matap.training.checkpoint import AtomicCheckpointIO, safe_load
+from matap.training.module import MatapModule
+
+RUN_FILES = ("config.yaml", "history.csv", "checkpoints", "tb")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _is_launched_worker() -> bool:
+    """True in the processes that a distributed launcher starts besides global rank 0."""
+    return any(os.environ.get(var, "0") not in ("", "0") for var in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+class RunCheckpoint(Callback):
+    """At the end of every epoch: append the epoch's metrics to history.csv, save
+    last.ckpt, and copy it to best.ckpt when the validation loss improved. The history
+    and the best value travel inside the checkpoint, so a resumed run continues them."""
+
+    def __init__(self, run_dir: Path, monitor: str = "val_loss") -> None:
+        self.run_dir = run_dir
+        self.monitor = monitor
+        self.history: list[dict[str, float]] = []
+        self.best: float | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = list(state.get("history", []))
+        self.best = state.get("best")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        row = {"epoch": trainer.current_epoch + 1}
+        for key, value in sorted(trainer.callback_metrics.items()):
+            if key.endswith("_step"):
+                continue
+            row[key.removesuffix("_epoch")] = float(value)
+        self.history.append(row)
+        score = row.get(self.monitor)
+        improved = score is not None and (self.best is None or score < self.best)
+        if improved:
+            self.best = score
+        ckpt_dir = self.run_dir / "checkpoints"
+        trainer.save_checkpoint(ckpt_dir / "last.ckpt", weights_only=False)
+        if trainer.is_global_zero:
+            self._write_history()
+            if improved:
+                tmp = ckpt_dir / ".best.ckpt.tmp"
+                shutil.copyfile(ckpt_dir / "last.ckpt", tmp)
+                os.replace(tmp, ckpt_dir / "best.ckpt")
+        trainer.strategy.barrier()
+
+    def _write_history(self) -> None:
+        columns: list[str] = []
+        for row in self.history:
+            columns += [k for k in row if k not in columns]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(self.history)
+        _write_atomic(self.run_dir / "history.csv", buf.getvalue())
+
+
+def _prepare_run_dir(run_dir: Path, cfg: Config, overwrite: bool) -> None:
+    if _is_launched_worker():
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise MatapError(f"--out {run_dir}: exists and is not a folder")
+    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if existing and not overwrite:
+        raise MatapError(f"{run_dir} already holds a run ({', '.join(existing)}); "
+                         f"resume it with 'matap train --resume {run_dir}', or pass --overwrite to replace it")
+    for name in existing:
+        target = run_dir / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(run_dir / "config.yaml", cfg.to_yaml())
+
+
+def _trainer(cfg: Config, run_dir: Path, callback: RunCheckpoint) -> L.Trainer:
+    t = cfg.train
+    limit = t.limit_train_batches if t.limit_train_batches <= 1 else int(t.limit_train_batches)
+    return L.Trainer(
+        max_epochs=t.epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        gradient_clip_val=t.grad_clip or None,
+        gradient_clip_algorithm="norm",
+        deterministic=t.deterministic,
+        logger=TensorBoardLogger(str(run_dir), name="tb", version="", default_hp_metric=False),
+        callbacks=[callback],
+        enable_checkpointing=False,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(run_dir),
+        limit_train_batches=limit,
+        log_every_n_steps=t.log_every_n_steps,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+
+
+def _fit(cfg: Config, run_dir: Path, ckpt_path: Path | None) -> dict[str, Any]:
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    train_videos = load_split(cfg.data, "train")
+    val_videos = load_split(cfg.data, "val")
+    for name, videos in (("train", train_videos), ("val", val_videos)):
+        if videos.shape[1] < 2:
+            raise MatapError(f"{name} videos have {videos.shape[1]} frame(s); at least 2 are needed")
+    train_loader = make_loader(train_videos, cfg.train.batch_size, True, cfg.train.seed, cfg.data.num_workers)
+    val_loader = make_loader(val_videos, cfg.eval.batch_size, False, num_workers=cfg.data.num_workers)
+    module = MatapModule(cfg.to_dict())
+    callback = RunCheckpoint(run_dir)
+    trainer = _trainer(cfg, run_dir, callback)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
+    return {"history": callback.history, "best_val_loss": callback.best, "interrupted": trainer.interrupted,
+            "num_parameters": module.num_parameters, "run_dir": str(run_dir)}
+
+
+def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir``; return the per-epoch history and the best validation loss."""
+    run_dir = Path(run_dir)
+    validate(cfg)
+    _prepare_run_dir(run_dir, cfg, overwrite)
+    return _fit(cfg, run_dir, None)
+
+
+def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Continue a run from its last checkpoint. Only ``train.*`` keys may be overridden
+    (e.g. ``train.epochs=80`` to train longer); the model and data are those of the run."""
+    run_dir = Path(run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not run_dir.is_dir():
+        raise MatapError(f"--resume {run_dir}: no such run folder")
+    if not last.is_file():
+        raise MatapError(f"--resume {run_dir}: no checkpoints/last.ckpt yet; start it again with "
+                         f"'matap train --out {run_dir} --overwrite'")
+    ckpt = safe_load(last)
+    cfg = config_from_dict(ckpt["matap_config"], origin=str(last))
+    del ckpt
+    for text in overrides:
+        section, key, value = parse_override(text)
+        if section != "train":
+            raise MatapError(f"override {text!r}: a resumed run keeps its model, data and objective; "
+                             "only train.* keys may change")
+        set_value(cfg, section, key, value, f"override {text!r}")
+    validate(cfg)
+    if not _is_launched_worker():
+        _write_atomic(run_dir / "config.yaml", cfg.to_yaml())
+    return _fit(cfg, run_dir, last)
+
+
+def load_run_config(run_dir: str | Path) -> Config:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise MatapError(f"{run_dir}: no config.yaml; is this a matap run folder?")
+    return config_from_dict(yaml.safe_load(path.read_text()) or {}, origin=str(path))
+
+
+__all__ = ["RunCheckpoint", "load_run_config", "resume", "train"]
