@@ -53,7 +53,7 @@ class PaperObjective:
 
 
 class PredictObjective:
-    """L = BCE(D(P(h_t)), x_{t+1}) + w_ae BCE(D(z_t), x_t) + lambda ||P(h_t) - sg(z_{t+1})||^2
+    """L = BCE(D(P(h_t)), x_{t+1}) + w_ae BCE(D(z_t), x_t) + lambda ||P(h_t) - sg(z_{t+1})||^2 / Var(sg(z))
     [+ w_roll BCE(D(rollout from C context frames), x_{C..T})]."""
 
     name = "predict"
@@ -76,7 +76,10 @@ class PredictObjective:
         logits = model.decode(torch.cat(latents, dim=1)).split([z.shape[1] for z in latents], dim=1)
         nxt = _bce(logits[0], x[:, 1:])
         ae = _bce(logits[1], x)
-        latent = F.mse_loss(out.z_next[:, :-1], out.z[:, 1:].detach())
+        target = out.z[:, 1:].detach()
+        # Relative to the spread of the latents: the encoder's scale is free, and a raw MSE
+        # can grow with it until, under gradient clipping, it starves the frame terms.
+        latent = F.mse_loss(out.z_next[:, :-1], target) / target.var().clamp_min(1e-6)
         terms = {"next": nxt, "ae": ae, "latent": latent}
         loss = nxt + self.ae_weight * ae + self.latent_weight * latent
         if self.rollout_weight > 0:

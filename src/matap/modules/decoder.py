@@ -39,4 +39,5 @@ class SpatialDecoder(nn.Module):
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.features(self.head(z))
+        # channels_last makes the transposed convolutions markedly faster on CPU (and uses tensor cores on GPU).
+        return self.features(self.head(z).contiguous(memory_format=torch.channels_last))

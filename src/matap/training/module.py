@@ -22,7 +22,7 @@ class MatapModule(L.LightningModule):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.cfg: Config = config_from_dict(config)
-        self.model = model_from_config(self.cfg.model)
+        self.model = model_from_config(self.cfg.model).to(memory_format=torch.channels_last)
         self.objective = build_objective(self.cfg.objective)
         self.num_parameters = count_parameters(self.model)
 

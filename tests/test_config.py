@@ -1,0 +1,99 @@
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from matap.config import Config, load_config, parse_override
+from matap.errors import MatapError
+
+
+@pytest.mark.parametrize("preset", ["smoke", "quick", "paper", "configs/paper.yaml"])
+def test_presets_load(preset):
+    assert isinstance(load_config(preset), Config)
+
+
+def test_paper_preset_is_the_papers_setup():
+    cfg = load_config("paper")
+    assert (cfg.data.train_size, cfg.data.val_size, cfg.data.seq_len) == (3000, 500, 20)
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr) == (50, 32, 1e-3)
+    assert (cfg.model.latent_dim, cfg.model.memory_size, cfg.model.num_heads) == (64, 10, 4)
+    assert cfg.objective.name == "paper" and cfg.objective.latent_weight == 0.1
+
+
+def test_overrides_apply_after_the_preset():
+    cfg = load_config("quick", ["train.epochs=7", "model.memory_size=5", "train.lr=5e-4", "train.deterministic=true",
+                                "model.name=gru", "train.devices=[0, 1]"])
+    assert cfg.train.epochs == 7 and cfg.model.memory_size == 5 and cfg.train.lr == 5e-4
+    assert cfg.train.deterministic is True and cfg.model.name == "gru" and cfg.train.devices == [0, 1]
+
+
+def test_resolved_config_round_trips_through_yaml():
+    cfg = load_config("paper", ["train.epochs=2"])
+    again = Config()
+    from matap.config import apply_mapping
+
+    apply_mapping(again, yaml.safe_load(cfg.to_yaml()), "yaml")
+    assert again == cfg
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epoch=3", "unknown key train.epoch"),
+        ("trainer.epochs=3", "unknown config section"),
+        ("model.memory_size=0", "memory_size must be >= 1"),
+        ("model.num_heads=5", "must divide"),
+        ("train.lr=-1", "train.lr must be > 0"),
+        ("train.epochs=two", "must be an integer"),
+        ("train.deterministic=maybe", "true or false"),
+        ("objective.name=magic", "objective.name must be one of"),
+        ("model.name=lstm", "model.name must be one of"),
+        ("data.image_size=32", "must be 64"),
+        ("train.lr=nan", "finite"),
+        ("epochs", "section.key=value"),
+        ("objective.rollout_weight=1", None),
+    ],
+)
+def test_invalid_overrides_name_the_problem(override, message):
+    if message is None:  # valid on its own
+        load_config("quick", [override])
+        with pytest.raises(MatapError, match="rollout_context"):
+            load_config("quick", [override, "objective.rollout_context=20"])
+        return
+    with pytest.raises(MatapError, match=message):
+        load_config("quick", [override])
+
+
+def test_unknown_key_in_yaml_is_an_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 2\n  warmup: 3\n")
+    with pytest.raises(MatapError, match="unknown key train.warmup"):
+        load_config(str(path))
+    path.write_text("train: [1, 2\n")
+    with pytest.raises(MatapError, match="not valid YAML"):
+        load_config(str(path))
+    with pytest.raises(MatapError, match="not found"):
+        load_config(str(tmp_path / "missing.yaml"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    section=st.sampled_from(["data", "model", "objective", "train", "eval", "other"]),
+    key=st.sampled_from(["epochs", "lr", "memory_size", "num_heads", "name", "seq_len", "x", "batch_size",
+                         "latent_weight", "deterministic", "context"]),
+    value=st.one_of(st.integers(-5, 100), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+                    st.text(max_size=8), st.none()),
+)
+def test_any_override_either_validates_or_raises_matap_error(section, key, value):
+    try:
+        cfg = load_config("smoke", [f"{section}.{key}={value}"])
+    except MatapError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert isinstance(cfg, Config)
+
+
+def test_parse_override_reads_yaml_values():
+    assert parse_override("train.lr=1e-3") == ("train", "lr", 1e-3)
+    assert parse_override("train.devices=2") == ("train", "devices", 2)
+    assert parse_override("data.idx_dir=none") == ("data", "idx_dir", None)

@@ -1,0 +1,172 @@
+import gzip
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from matap.config import DataConfig
+from matap.data import generate, generated_split, load_videos, make_loader
+from matap.data.digits import load_digits, read_idx_images
+from matap.errors import MatapError
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits("mnist", "train")
+
+
+def test_sequences_are_a_function_of_seed_split_and_index(digits):
+    a = generate(digits, 0, "train", [3, 4, 5])
+    b = generate(digits, 0, "train", [5, 4, 3])
+    np.testing.assert_array_equal(a[0], b[2])
+    assert a.shape == (3, 20, 64, 64) and a.dtype == np.uint8
+    assert not np.array_equal(generate(digits, 1, "train", [3])[0], a[0])
+    assert not np.array_equal(generate(digits, 0, "val", [3])[0], a[0])
+
+
+def test_longer_sequences_extend_shorter_ones(digits):
+    short = generate(digits, 0, "train", [7], seq_len=20)
+    long = generate(digits, 0, "train", [7], seq_len=100)
+    np.testing.assert_array_equal(long[:, :20], short)
+    assert long.shape == (1, 100, 64, 64)
+    assert long[0, -1].sum() > 0  # digits stay in frame
+
+
+@pytest.mark.parametrize("motion", ["reference", "classic"])
+def test_digits_move_and_stay_in_frame(digits, motion):
+    video = generate(digits, 0, "train", [0], seq_len=30, motion=motion)[0]
+    assert all(frame.sum() > 0 for frame in video)
+    assert any(not np.array_equal(video[t], video[t + 1]) for t in range(29))
+
+
+def test_classic_motion_combines_by_maximum(digits):
+    video = generate(digits, 0, "train", range(20), seq_len=10, motion="classic")
+    assert video.max() <= digits.max()
+
+
+def test_train_and_validation_digits_are_disjoint():
+    train, val = load_digits("mnist", "train"), load_digits("mnist", "val")
+    assert len(train) == 4000 and len(val) == 1000
+    train_set = {d.tobytes() for d in train}
+    assert not any(d.tobytes() in train_set for d in val)
+
+
+def test_generated_split_is_cached_and_memory_mapped(tmp_path):
+    cfg = DataConfig(train_size=4, val_size=2, seq_len=5, cache_dir=str(tmp_path))
+    first = generated_split(cfg, "train")
+    files = list(tmp_path.glob("*.npy"))
+    assert len(files) == 1
+    again = generated_split(cfg, "train")
+    assert isinstance(again, np.memmap)
+    np.testing.assert_array_equal(first, again)
+    generated_split(DataConfig(train_size=4, val_size=2, seq_len=5, seed=1, cache_dir=str(tmp_path)), "train")
+    assert len(list(tmp_path.glob("*.npy"))) == 2  # the key includes the seed
+
+
+def test_loader_yields_uint8_batches_in_a_seeded_order():
+    videos = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 3, 64, 64), np.uint8)
+    loader = make_loader(videos, 4, shuffle=True, seed=3)
+    first = [b[:, 0, 0, 0].tolist() for b in loader]
+    again = [b[:, 0, 0, 0].tolist() for b in make_loader(videos, 4, shuffle=True, seed=3)]
+    assert first == again and sorted(sum(first, [])) == list(range(10))
+    loader.sampler.set_epoch(1)
+    assert [b[:, 0, 0, 0].tolist() for b in loader] != first
+
+
+# --- user files -------------------------------------------------------------------------
+
+
+def test_user_arrays_in_every_layout(tmp_path):
+    videos = np.random.default_rng(0).integers(0, 256, size=(3, 4, 64, 64), dtype=np.uint8)
+    np.save(tmp_path / "a.npy", videos)
+    np.save(tmp_path / "b.npy", videos[:, :, None])
+    np.savez(tmp_path / "c.npz", videos=videos.astype(np.float32) / 255)
+    np.save(tmp_path / "mnist_test_seq.npy", videos.transpose(1, 0, 2, 3))
+    for name in ("a.npy", "b.npy", "c.npz", "mnist_test_seq.npy"):
+        np.testing.assert_array_equal(load_videos(tmp_path / name), videos)
+
+
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.zeros((2, 3, 32, 32), np.uint8), "64x64"),
+        (np.zeros((2, 64, 64), np.uint8), "expected videos"),
+        (np.zeros((2, 3, 2, 64, 64), np.uint8), "one channel"),
+        (np.full((1, 2, 64, 64), 2.0, np.float32), r"\[0, 1\]"),
+        (np.full((1, 2, 64, 64), np.nan, np.float32), "NaN"),
+        (np.zeros((1, 2, 64, 64), np.int64), "dtype"),
+        (np.zeros((0, 2, 64, 64), np.uint8), "no frames"),
+    ],
+)
+def test_bad_arrays_are_refused_with_a_reason(tmp_path, array, message):
+    np.save(tmp_path / "bad.npy", array)
+    with pytest.raises(MatapError, match=message):
+        load_videos(tmp_path / "bad.npy")
+
+
+def test_bad_files_are_refused_with_a_reason(tmp_path):
+    with pytest.raises(MatapError, match="no such file"):
+        load_videos(tmp_path / "missing.npy")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    with pytest.raises(MatapError, match="empty"):
+        load_videos(tmp_path / "empty.npy")
+    np.save(tmp_path / "full.npy", np.zeros((4, 3, 64, 64), np.uint8))
+    data = (tmp_path / "full.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(data[: len(data) // 2])
+    with pytest.raises(MatapError, match="truncated"):
+        load_videos(tmp_path / "cut.npy")
+    (tmp_path / "x.txt").write_text("hello")
+    with pytest.raises(MatapError, match="unsupported"):
+        load_videos(tmp_path / "x.txt")
+    np.savez(tmp_path / "two.npz", a=np.zeros((1, 2, 64, 64), np.uint8), b=np.zeros((1, 2, 64, 64), np.uint8))
+    with pytest.raises(MatapError, match="name one"):
+        load_videos(tmp_path / "two.npz")
+    assert load_videos(f"{tmp_path / 'two.npz'}:b").shape == (1, 2, 64, 64)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    shape=st.lists(st.integers(0, 5), min_size=1, max_size=5),
+    dtype=st.sampled_from([np.uint8, np.float32, np.float64, np.int16, np.bool_]),
+    scale=st.sampled_from([0.0, 1.0, 255.0, -1.0]),
+)
+def test_array_loader_returns_valid_videos_or_a_matap_error(tmp_path, shape, dtype, scale):
+    shape = [s if i < len(shape) - 2 else 64 * (s % 2) for i, s in enumerate(shape)]
+    array = (np.random.default_rng(0).random(shape) * scale).astype(dtype)
+    path = tmp_path / "h.npy"
+    np.save(path, array)
+    try:
+        out = load_videos(path)
+    except MatapError as exc:
+        assert str(exc)
+    else:
+        assert out.dtype == np.uint8 and out.ndim == 4 and out.shape[2:] == (64, 64) and out.size > 0
+
+
+def _write_idx(path, images):
+    header = b"\x00\x00\x08\x03" + b"".join(int(n).to_bytes(4, "big") for n in images.shape)
+    data = header + images.tobytes()
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+
+
+def test_idx_folder_source(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, size=(7, 28, 28), dtype=np.uint8)
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", images[:3])
+    np.testing.assert_array_equal(load_digits("idx", "train", str(tmp_path)), images)
+    assert load_digits("idx", "val", str(tmp_path)).shape == (3, 28, 28)
+    cfg = DataConfig(source="idx", idx_dir=str(tmp_path), train_size=2, val_size=2, seq_len=4, cache_dir=str(tmp_path))
+    assert generated_split(cfg, "val").shape == (2, 4, 64, 64)
+
+
+def test_bad_idx_files(tmp_path):
+    (tmp_path / "bad").write_bytes(b"\x00\x00\x08\x01" + bytes(20))
+    with pytest.raises(MatapError, match="header"):
+        read_idx_images(tmp_path / "bad")
+    _write_idx(tmp_path / "ok", np.zeros((3, 28, 28), np.uint8))
+    (tmp_path / "cut").write_bytes((tmp_path / "ok").read_bytes()[:-10])
+    with pytest.raises(MatapError, match="truncated"):
+        read_idx_images(tmp_path / "cut")
+    with pytest.raises(MatapError, match="no train-images"):
+        load_digits("idx", "train", str(tmp_path))
