@@ -146,7 +146,12 @@ def _print_training_summary(summary: dict[str, Any]) -> None:
     history = summary["history"]
     run = summary["run_dir"]
     if summary["interrupted"]:
-        print(f"interrupted; continue with: matap train --resume {run}")
+        if history:
+            print(f"interrupted during epoch {len(history) + 1}; checkpoints/last.ckpt holds epoch {len(history)}. "
+                  f"Continue with: matap train --resume {run}")
+        else:
+            print(f"interrupted before the first epoch ended; no checkpoint was written. "
+                  f"Start again with: matap train --out {run} --overwrite ...")
     if not history:
         return
     last = history[-1]

@@ -31,7 +31,8 @@ class MatapModule(L.LightningModule):
         out = self.objective(self.model, x)
         if not torch.isfinite(out.loss):
             raise FloatingPointError(
-                f"non-finite training loss ({out.loss.item()}) at epoch {self.current_epoch}, step {self.global_step}"
+                f"non-finite training loss ({out.loss.item()}) at epoch {self.current_epoch + 1}, "
+                f"step {batch_idx + 1} (global step {self.global_step + 1})"
             )
         B = x.shape[0]
         self.log("train_loss", out.loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=B, sync_dist=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -43,21 +44,38 @@ def _is_launched_worker() -> bool:
 
 class RunCheckpoint(Callback):
     """At the end of every epoch: append the epoch's metrics to history.csv, save
-    last.ckpt, and copy it to best.ckpt when the validation loss improved. The history
-    and the best value travel inside the checkpoint, so a resumed run continues them."""
+    last.ckpt, and copy it to best.ckpt when the validation loss improved.
+
+    The history, the best value and the random number generators' states travel
+    inside the checkpoint, so a resumed run continues exactly where the
+    uninterrupted run would be (data order is a function of seed and epoch; see
+    matap.data.loader.EpochShuffleSampler)."""
 
     def __init__(self, run_dir: Path, monitor: str = "val_loss") -> None:
         self.run_dir = run_dir
         self.monitor = monitor
         self.history: list[dict[str, float]] = []
         self.best: float | None = None
+        self.interrupted = False
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "best": self.best}
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"history": self.history, "best": self.best, "rng": rng}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = list(state.get("history", []))
         self.best = state.get("best")
+        rng = state.get("rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            self.interrupted = True
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -147,8 +165,13 @@ def _fit(cfg: Config, run_dir: Path, ckpt_path: Path | None) -> dict[str, Any]:
     module = MatapModule(cfg.to_dict())
     callback = RunCheckpoint(run_dir)
     trainer = _trainer(cfg, run_dir, callback)
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
-    return {"history": callback.history, "best_val_loss": callback.best, "interrupted": trainer.interrupted,
+    try:
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                    weights_only=True)
+    except SystemExit:
+        if not callback.interrupted:  # Lightning exits after a KeyboardInterrupt; anything else goes on up
+            raise
+    return {"history": callback.history, "best_val_loss": callback.best, "interrupted": callback.interrupted,
             "num_parameters": module.num_parameters, "run_dir": str(run_dir)}
 
 

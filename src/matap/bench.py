@@ -1,0 +1,380 @@
+"""``matap bench``: throughput and memory of the models on this machine.
+
+For every model (at the paper's configuration) it times, on batches of
+``--batch-size`` sequences x 20 frames of 64x64:
+
+- a full training step as the trainer runs it (uint8 batch -> frames, loss of
+  the objective, backward, gradient clipping at norm 1, Adam step, zero_grad);
+- teacher-forced inference (the ``reconstruct`` evaluation);
+- a latent rollout of 90 frames from 10 context frames;
+- the data pipeline (``make_loader`` over uint8 videos + ``to_frames``);
+
+and reports peak resident memory, a measured fp32 matmul ceiling, and each
+throughput as a fraction of that ceiling from the model's FLOPs per frame.
+
+Only ``argparse``/``json``-level imports happen at module import time, so that
+``matap --help`` stays fast; torch is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from matap.errors import MatapError
+
+SEQ_LEN = 20          # frames per training / inference sequence
+ROLLOUT_CONTEXT = 10  # rollout: context frames in ...
+ROLLOUT_HORIZON = 90  # ... predicted frames out
+DATA_SEQUENCES = 256  # sequences in the array the data pipeline iterates over
+TRAIN_FLOPS_FACTOR = 3.0  # training step ~ forward + backward (2x forward)
+
+DEFAULTS = {"batch_size": 32, "repeats": 5, "warmup": 2, "matmul_size": 2048}
+QUICK = {"batch_size": 4, "repeats": 2, "warmup": 1, "matmul_size": 1024}
+
+RESULT_KEYS = ("train_frames_per_s", "infer_frames_per_s", "rollout_frames_per_s", "data_frames_per_s",
+               "peak_rss_mb", "matmul_gflops", "train_fraction_of_ceiling", "infer_fraction_of_ceiling",
+               "train_flops_per_frame", "infer_flops_per_frame")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``matap bench``."""
+    parser.add_argument("--models", nargs="+", default=["matap", "gru"], metavar="NAME",
+                        help="models to measure, at the paper's configuration (default: matap gru)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"sequences of {SEQ_LEN} frames per batch (default: {DEFAULTS['batch_size']})")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help=f"timed steps; the median is reported (default: {DEFAULTS['repeats']})")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help=f"untimed steps before timing (default: {DEFAULTS['warmup']})")
+    parser.add_argument("--objective", default="paper", choices=("paper", "predict"),
+                        help="training objective of the timed training step (default: paper)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                        help="fp32, or bf16 autocast for training and inference (default: fp32)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                        help="convert the model to channels_last as training does (default: on)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the encoder, cell, predictor and decoder (default: off)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and data (default: 0)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results to this JSON file")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"tiny run: batch {QUICK['batch_size']}, repeats {QUICK['repeats']}, "
+                             f"warmup {QUICK['warmup']} (options given explicitly still win)")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    base = QUICK if getattr(args, "quick", False) else DEFAULTS
+    batch = args.batch_size if args.batch_size is not None else base["batch_size"]
+    repeats = args.repeats if args.repeats is not None else base["repeats"]
+    warmup = args.warmup if args.warmup is not None else base["warmup"]
+    if batch < 1 or repeats < 1 or warmup < 0:
+        raise MatapError("--batch-size and --repeats must be >= 1 and --warmup >= 0")
+    models = [name for item in args.models for name in item.split(",") if name]
+    if not models:
+        raise MatapError("--models: give at least one model name")
+    return {
+        "models": models, "batch_size": batch, "seq_len": SEQ_LEN, "repeats": repeats, "warmup": warmup,
+        "objective": args.objective, "device": args.device, "precision": args.precision,
+        "channels_last": bool(args.channels_last), "compile": bool(args.compile), "seed": args.seed,
+        "quick": bool(getattr(args, "quick", False)), "matmul_size": base["matmul_size"],
+        "rollout_context": ROLLOUT_CONTEXT, "rollout_horizon": ROLLOUT_HORIZON,
+        "data_sequences": max(DATA_SEQUENCES, batch), "train_flops_factor": TRAIN_FLOPS_FACTOR,
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_info(device: Any) -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["device_name"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (MiB)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_seconds(fn: Callable[[], Any], warmup: int, repeats: int, device: Any) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _autocast(device: Any, precision: str):
+    import contextlib
+
+    import torch
+
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def reconstruct(model: Any, x: Any) -> Any:
+    """The ``reconstruct`` evaluation: teacher-forced, decoded predictor output, frames in [0, 1]."""
+    import torch
+
+    return torch.sigmoid(model.decode(model(x).z_next))
+
+
+def matmul_gflops(size: int, device: Any, repeats: int = 5) -> float:
+    """Measured float32 GFLOP/s of a (size x size) @ (size x size) matmul: the median of ``repeats``."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=gen).to(device)
+    b = torch.randn(size, size, generator=gen).to(device)
+    out = torch.empty(size, size, device=device)
+    seconds = _median_seconds(lambda: torch.mm(a, b, out=out), 1, repeats, device)
+    return 2.0 * size ** 3 / seconds / 1e9
+
+
+def forward_flops_per_frame(model: Any, device: Any, sequences: int = 2) -> float:
+    """FLOPs of one teacher-forced forward + decode (encoder, cell, predictor, decoder), per frame,
+    counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix products)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.rand(sequences, SEQ_LEN, 1, 64, 64, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            reconstruct(model, x)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() / (sequences * SEQ_LEN)
+
+
+def _videos(count: int, seed: int) -> Any:
+    """(count, 20, 64, 64) uint8 Moving MNIST (random bytes if the digits cannot be loaded)."""
+    import numpy as np
+
+    try:
+        from matap.data import generate
+        from matap.data.digits import load_digits
+
+        return generate(load_digits("mnist", "train"), seed, "train", range(count), SEQ_LEN)
+    except Exception:  # noqa: BLE001 - the pipeline's speed does not depend on the pixels
+        return np.random.default_rng(seed).integers(0, 256, size=(count, SEQ_LEN, 64, 64), dtype=np.uint8)
+
+
+def data_frames_per_s(videos: Any, batch_size: int, device: Any, warmup: int, repeats: int, seed: int) -> float:
+    """Frames per second of one epoch of ``make_loader`` (shuffled) over ``videos`` + ``to_frames``."""
+    from matap.data import make_loader
+    from matap.training.module import to_frames
+
+    loader = make_loader(videos, batch_size, shuffle=True, seed=seed)
+
+    def epoch() -> None:
+        for batch in loader:
+            to_frames(batch.to(device, non_blocking=True))
+
+    seconds = _median_seconds(epoch, max(1, warmup), max(3, repeats), device)
+    return videos.shape[0] * videos.shape[1] / seconds
+
+
+def _compile_in_place(model: Any) -> None:
+    for part in (model.encoder, model.cell, model.predictor, model.decoder):
+        part.compile()
+
+
+# ----------------------------------------------------------------------------- measurement
+
+
+def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ceiling_gflops: float
+                ) -> dict[str, float]:
+    """Measure one model on one uint8 (B, 20, 64, 64) batch already on ``device``."""
+    import torch
+
+    import matap
+    from matap.config import ObjectiveConfig
+    from matap.objectives import build_objective
+    from matap.training.module import to_frames
+
+    torch.manual_seed(settings["seed"])
+    model = matap.build_model(name).to(device)
+    if settings["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    infer_flops = forward_flops_per_frame(model, device)  # counted eagerly, before any compilation
+    train_flops = TRAIN_FLOPS_FACTOR * infer_flops
+    if settings["compile"]:
+        _compile_in_place(model)
+    objective = build_objective(ObjectiveConfig(name=settings["objective"]))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+    precision, warmup, repeats = settings["precision"], settings["warmup"], settings["repeats"]
+    B = batch.shape[0]
+
+    def train_step() -> None:
+        x = to_frames(batch)
+        with _autocast(device, precision):
+            loss = objective(model, x).loss
+        if not torch.isfinite(loss):  # the training step checks this too (one sync per step)
+            raise FloatingPointError(f"non-finite loss {loss.item()} while benchmarking {name}")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    model.train()
+    train_s = _median_seconds(train_step, warmup, repeats, device)
+    rss = peak_rss_mb()
+
+    model.eval()
+    context = to_frames(batch[:, :ROLLOUT_CONTEXT])
+
+    def infer() -> None:
+        with torch.inference_mode(), _autocast(device, precision):
+            reconstruct(model, to_frames(batch))
+
+    def rollout() -> None:
+        with torch.inference_mode(), _autocast(device, precision):
+            model.rollout(context, ROLLOUT_HORIZON)
+
+    infer_s = _median_seconds(infer, warmup, repeats, device)
+    rollout_s = _median_seconds(rollout, warmup, repeats, device)
+
+    train_fps = B * SEQ_LEN / train_s
+    infer_fps = B * SEQ_LEN / infer_s
+    return {
+        "train_frames_per_s": train_fps,
+        "infer_frames_per_s": infer_fps,
+        "rollout_frames_per_s": B * ROLLOUT_HORIZON / rollout_s,
+        "peak_rss_mb": rss,
+        "matmul_gflops": ceiling_gflops,
+        "train_fraction_of_ceiling": train_fps * train_flops / (ceiling_gflops * 1e9),
+        "infer_fraction_of_ceiling": infer_fps * infer_flops / (ceiling_gflops * 1e9),
+        "train_flops_per_frame": train_flops,
+        "infer_flops_per_frame": infer_flops,
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    m, s = report["machine"], report["settings"]
+    device = m["device"] + (f" ({m['device_name']})" if "device_name" in m else "")
+    lines = [
+        f"machine  {m['cpu']}; {m['cores']} cores, torch threads {m['torch_threads']}; "
+        f"torch {m['torch']}, python {m['python']}; device {device}",
+        f"settings batch {s['batch_size']} x {s['seq_len']} frames of 64x64, objective {s['objective']}, "
+        f"{s['precision']}, channels_last {'on' if s['channels_last'] else 'off'}, "
+        f"compile {'on' if s['compile'] else 'off'}; median of {s['repeats']} after {s['warmup']} warm-up; "
+        f"rollout {s['rollout_context']} -> {s['rollout_horizon']}",
+        f"ceiling  fp32 matmul {s['matmul_size']}x{s['matmul_size']}: {report['matmul_gflops']:.1f} GFLOP/s "
+        f"(training FLOPs taken as {s['train_flops_factor']:g}x forward)",
+        "",
+    ]
+    cols = ("model", "train fr/s", "infer fr/s", "rollout fr/s", "data fr/s", "peak RSS MB",
+            "train ceil", "infer ceil", "fwd MFLOP/fr")
+    widths = (8, 11, 11, 13, 11, 12, 11, 11, 13)
+    lines.append("".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cols, widths))))
+    for name, r in report["results"].items():
+        cells = (name, f"{r['train_frames_per_s']:,.1f}", f"{r['infer_frames_per_s']:,.1f}",
+                 f"{r['rollout_frames_per_s']:,.1f}", f"{r['data_frames_per_s']:,.0f}", f"{r['peak_rss_mb']:,.0f}",
+                 f"{100 * r['train_fraction_of_ceiling']:.1f}%", f"{100 * r['infer_fraction_of_ceiling']:.1f}%",
+                 f"{r['infer_flops_per_frame'] / 1e6:,.1f}")
+        lines.append("".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``matap bench``: print the table, write ``--json`` if given, return 0."""
+    import torch
+
+    from matap.models import available_models
+
+    settings = _settings(args)
+    unknown = [name for name in settings["models"] if name not in available_models()]
+    if unknown:
+        raise MatapError(f"--models: unknown model(s) {', '.join(unknown)}; available: {', '.join(available_models())}")
+    try:
+        device = torch.device(settings["device"])
+    except RuntimeError as exc:
+        raise MatapError(f"--device {settings['device']}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MatapError(f"--device {settings['device']}: CUDA is not available in this torch build / machine")
+    if device.type == "cuda" and settings["precision"] == "fp32":
+        torch.backends.cudnn.benchmark = True
+
+    machine = machine_info(device)
+    ceiling = matmul_gflops(settings["matmul_size"], device)
+    videos = _videos(settings["data_sequences"], settings["seed"])
+    data_fps = data_frames_per_s(videos, settings["batch_size"], device, settings["warmup"], settings["repeats"],
+                                 settings["seed"])
+    batch = torch.from_numpy(videos[: settings["batch_size"]].copy()).to(device)
+
+    results: dict[str, dict[str, float]] = {}
+    for name in settings["models"]:
+        result = bench_model(name, batch, settings, device, ceiling)
+        result["data_frames_per_s"] = data_fps
+        results[name] = {key: float(result[key]) for key in RESULT_KEYS}
+
+    report = {"machine": machine, "settings": settings, "matmul_gflops": ceiling, "results": results}
+    print(format_table(report))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1) + "\n")
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m matap.bench``: the same as ``matap bench`` until the CLI wires it in."""
+    parser = argparse.ArgumentParser(prog="matap bench", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    try:
+        return run(parser.parse_args(argv))
+    except MatapError as exc:
+        print(f"matap bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
