@@ -80,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizon", type=int, default=None, help="future frames (default: the rest of each video)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.set_defaults(handler=cmd_predict)
+
+    from matap import bench  # light at import time: torch loads inside bench.run
+
+    p = sub.add_parser("bench", help="measure training, inference, rollout and data throughput, and peak memory",
+                       description="Benchmark the paper-configuration models on this machine: median frames/s of "
+                                   "a training step, teacher-forced inference, a 10 -> 90 rollout and the data "
+                                   "pipeline; peak RSS; the machine's matmul GFLOP/s as the ceiling.")
+    bench.add_arguments(p)
+    p.set_defaults(handler=bench.run)
     return parser
 
 
