@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="convert the model to channels_last as training does (default: on)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the encoder, cell, predictor and decoder (default: off)")
+    parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure each model in a fresh Python process, so that its peak RSS and allocator "
+                             "state are its own (default: on)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and data (default: 0)")
     parser.add_argument("--json", metavar="FILE", help="also write the results to this JSON file")
     parser.add_argument("--quick", action="store_true",
@@ -89,7 +92,12 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "channels_last": bool(args.channels_last), "compile": bool(args.compile), "seed": args.seed,
         "quick": bool(getattr(args, "quick", False)), "matmul_size": base["matmul_size"],
         "rollout_context": ROLLOUT_CONTEXT, "rollout_horizon": ROLLOUT_HORIZON,
-        "data_sequences": max(DATA_SEQUENCES, batch), "train_flops_factor": TRAIN_FLOPS_FACTOR,
+        # A rollout step decodes batch x 90 frames (4.5x a training batch): fewer repeats keep the run short.
+        "rollout_repeats": min(repeats, 3), "rollout_warmup": min(warmup, 1),
+        "isolate": bool(getattr(args, "isolate", True)),
+        "data_sequences": max(DATA_SEQUENCES, batch),
+        "data": "random_uint8" if getattr(args, "quick", False) else "moving_mnist",
+        "train_flops_factor": TRAIN_FLOPS_FACTOR,
     }
 
 
@@ -114,6 +122,32 @@ def machine_info(device: Any) -> dict[str, Any]:
     if device.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(device)
     return info
+
+
+def _cpu_counters() -> tuple[float, float, float] | None:
+    """(busy CPU seconds of the whole machine, of which stolen by the host, this process and its
+    finished children) from /proc/stat and getrusage; None where /proc/stat is missing."""
+    import resource
+
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    own = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                   resource.getrusage(resource.RUSAGE_CHILDREN)))
+    return (user + nice + system + irq + softirq) / hz, steal / hz, own
+
+
+def _contention(start: tuple[float, float, float] | None, end: tuple[float, float, float] | None
+                ) -> dict[str, float | None]:
+    """CPU seconds that other processes on this machine, and other guests of its host, took while the
+    benchmark ran: the figures are trustworthy when both are small next to cores x wall time."""
+    if start is None or end is None:
+        return {"other_processes_cpu_s": None, "cpu_steal_s": None}
+    busy, steal, own = (e - s for s, e in zip(start, end))
+    return {"other_processes_cpu_s": max(0.0, busy - own), "cpu_steal_s": steal}
 
 
 def peak_rss_mb() -> float:
@@ -163,15 +197,16 @@ def reconstruct(model: Any, x: Any) -> Any:
     return torch.sigmoid(model.decode(model(x).z_next))
 
 
-def matmul_gflops(size: int, device: Any, repeats: int = 5) -> float:
-    """Measured float32 GFLOP/s of a (size x size) @ (size x size) matmul: the median of ``repeats``."""
+def matmul_gflops(size: int, device: Any, repeats: int = 10, warmup: int = 3) -> float:
+    """Measured float32 GFLOP/s of a (size x size) @ (size x size) matmul: the median of ``repeats``
+    after ``warmup`` (single products vary by +-15% on a shared 2-core machine)."""
     import torch
 
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=gen).to(device)
     b = torch.randn(size, size, generator=gen).to(device)
     out = torch.empty(size, size, device=device)
-    seconds = _median_seconds(lambda: torch.mm(a, b, out=out), 1, repeats, device)
+    seconds = _median_seconds(lambda: torch.mm(a, b, out=out), warmup, repeats, device)
     return 2.0 * size ** 3 / seconds / 1e9
 
 
@@ -192,17 +227,22 @@ def forward_flops_per_frame(model: Any, device: Any, sequences: int = 2) -> floa
     return counter.get_total_flops() / (sequences * SEQ_LEN)
 
 
-def _videos(count: int, seed: int) -> Any:
-    """(count, 20, 64, 64) uint8 Moving MNIST (random bytes if the digits cannot be loaded)."""
+def _videos(count: int, seed: int, digits: bool = True) -> tuple[Any, str]:
+    """(count, 20, 64, 64) uint8 Moving MNIST, or random bytes (``digits=False``, or if the digits cannot be
+    loaded): the pipeline and the dense convolutions take the same time whatever the pixels.
+    Returns the array and what it holds ("moving_mnist" or "random_uint8")."""
     import numpy as np
 
-    try:
-        from matap.data import generate
-        from matap.data.digits import load_digits
+    if digits:
+        try:
+            from matap.data import generate
+            from matap.data.digits import load_digits
 
-        return generate(load_digits("mnist", "train"), seed, "train", range(count), SEQ_LEN)
-    except Exception:  # noqa: BLE001 - the pipeline's speed does not depend on the pixels
-        return np.random.default_rng(seed).integers(0, 256, size=(count, SEQ_LEN, 64, 64), dtype=np.uint8)
+            return generate(load_digits("mnist", "train"), seed, "train", range(count), SEQ_LEN), "moving_mnist"
+        except Exception:  # noqa: BLE001 - fall back to random bytes
+            pass
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(count, SEQ_LEN, 64, 64), dtype=np.uint8), "random_uint8"
 
 
 def data_frames_per_s(videos: Any, batch_size: int, device: Any, warmup: int, repeats: int, seed: int) -> float:
@@ -279,7 +319,8 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
             model.rollout(context, ROLLOUT_HORIZON)
 
     infer_s = _median_seconds(infer, warmup, repeats, device)
-    rollout_s = _median_seconds(rollout, warmup, repeats, device)
+    rollout_s = _median_seconds(rollout, settings["rollout_warmup"], settings["rollout_repeats"], device)
+    rss_end = peak_rss_mb()
 
     train_fps = B * SEQ_LEN / train_s
     infer_fps = B * SEQ_LEN / infer_s
@@ -288,6 +329,7 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
         "infer_frames_per_s": infer_fps,
         "rollout_frames_per_s": B * ROLLOUT_HORIZON / rollout_s,
         "peak_rss_mb": rss,
+        "peak_rss_end_mb": rss_end,
         "matmul_gflops": ceiling_gflops,
         "train_fraction_of_ceiling": train_fps * train_flops / (ceiling_gflops * 1e9),
         "infer_fraction_of_ceiling": infer_fps * infer_flops / (ceiling_gflops * 1e9),
@@ -308,8 +350,16 @@ def format_table(report: dict[str, Any]) -> str:
         f"rollout {s['rollout_context']} -> {s['rollout_horizon']}",
         f"ceiling  fp32 matmul {s['matmul_size']}x{s['matmul_size']}: {report['matmul_gflops']:.1f} GFLOP/s "
         f"(training FLOPs taken as {s['train_flops_factor']:g}x forward)",
-        "",
     ]
+    if m.get("bench_wall_s") is not None:
+        line = f"run      {m['bench_wall_s']:.0f} s wall"
+        if m.get("other_processes_cpu_s") is not None:
+            line += (f"; CPU taken meanwhile by other processes {m['other_processes_cpu_s']:.0f} s, by the host "
+                     f"{m['cpu_steal_s']:.0f} s, of {m['cores'] * m['bench_wall_s']:.0f} core-s (high = contended)")
+        lines.append(line)
+    if s["precision"] != "fp32":
+        lines.append(f"note     {s['precision']} throughput against the fp32 ceiling: fractions may exceed 100%")
+    lines.append("")
     cols = ("model", "train fr/s", "infer fr/s", "rollout fr/s", "data fr/s", "peak RSS MB",
             "train ceil", "infer ceil", "fwd MFLOP/fr")
     widths = (8, 11, 11, 13, 11, 12, 11, 11, 13)
@@ -323,8 +373,57 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _device(settings: dict[str, Any]) -> Any:
+    import torch
+
+    try:
+        device = torch.device(settings["device"])
+    except RuntimeError as exc:
+        raise MatapError(f"--device {settings['device']}: {exc}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MatapError(f"--device {settings['device']}: CUDA is not available in this torch build / machine")
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+_CHILD = "import sys; from matap.bench import _child_main; sys.exit(_child_main())"
+
+
+def _bench_in_child(name: str, batch_path: str, settings: dict[str, Any], ceiling: float) -> dict[str, float]:
+    """:func:`bench_model` in a fresh interpreter: the peak RSS (a per-process high-water mark) and the
+    allocator's state then belong to this model alone, not to the models measured before it."""
+    import subprocess
+
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[1])  # the folder holding the matap package
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    request = json.dumps({"name": name, "batch_path": batch_path, "settings": settings, "ceiling": ceiling})
+    proc = subprocess.run([sys.executable, "-c", _CHILD], input=request, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise MatapError(f"benchmarking {name} failed (exit status {proc.returncode}):\n{tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _child_main() -> int:
+    import numpy as np
+    import torch
+
+    request = json.loads(sys.stdin.read())
+    settings = request["settings"]
+    device = _device(settings)
+    batch = torch.from_numpy(np.load(request["batch_path"])).to(device)
+    result = bench_model(request["name"], batch, settings, device, request["ceiling"])
+    print(json.dumps(result))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``matap bench``: print the table, write ``--json`` if given, return 0."""
+    import tempfile
+
+    import numpy as np
     import torch
 
     from matap.models import available_models
@@ -333,28 +432,31 @@ def run(args: argparse.Namespace) -> int:
     unknown = [name for name in settings["models"] if name not in available_models()]
     if unknown:
         raise MatapError(f"--models: unknown model(s) {', '.join(unknown)}; available: {', '.join(available_models())}")
-    try:
-        device = torch.device(settings["device"])
-    except RuntimeError as exc:
-        raise MatapError(f"--device {settings['device']}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MatapError(f"--device {settings['device']}: CUDA is not available in this torch build / machine")
-    if device.type == "cuda" and settings["precision"] == "fp32":
-        torch.backends.cudnn.benchmark = True
+    device = _device(settings)
 
     machine = machine_info(device)
+    counters_start, wall_start = _cpu_counters(), time.perf_counter()
     ceiling = matmul_gflops(settings["matmul_size"], device)
-    videos = _videos(settings["data_sequences"], settings["seed"])
+    videos, settings["data"] = _videos(settings["data_sequences"], settings["seed"],
+                                       digits=settings["data"] == "moving_mnist")
     data_fps = data_frames_per_s(videos, settings["batch_size"], device, settings["warmup"], settings["repeats"],
                                  settings["seed"])
-    batch = torch.from_numpy(videos[: settings["batch_size"]].copy()).to(device)
+    batch = np.ascontiguousarray(videos[: settings["batch_size"]])
 
     results: dict[str, dict[str, float]] = {}
-    for name in settings["models"]:
-        result = bench_model(name, batch, settings, device, ceiling)
-        result["data_frames_per_s"] = data_fps
-        results[name] = {key: float(result[key]) for key in RESULT_KEYS}
+    with tempfile.TemporaryDirectory(prefix="matap-bench-") as tmp:
+        batch_path = str(Path(tmp) / "batch.npy")
+        np.save(batch_path, batch)
+        for name in settings["models"]:
+            if settings["isolate"]:
+                result = _bench_in_child(name, batch_path, settings, ceiling)
+            else:
+                result = bench_model(name, torch.from_numpy(batch).to(device), settings, device, ceiling)
+            result["data_frames_per_s"] = data_fps
+            results[name] = {key: float(value) for key, value in result.items()}
 
+    machine["bench_wall_s"] = time.perf_counter() - wall_start
+    machine.update(_contention(counters_start, _cpu_counters()))
     report = {"machine": machine, "settings": settings, "matmul_gflops": ceiling, "results": results}
     print(format_table(report))
     if args.json:

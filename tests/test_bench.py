@@ -1,0 +1,79 @@
+"""``matap bench``: the report's shape and the equivalence of the fast path. No timing thresholds."""
+
+import argparse
+import copy
+import json
+import math
+
+import pytest
+import torch
+
+import matap
+from matap import bench
+from matap.errors import MatapError
+
+MODELS = ("matap", "gru")
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_quick_run_reports_every_key_for_both_models(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.run(_args("--models", *MODELS, "--quick", "--json", str(out))) == 0
+    table = capsys.readouterr().out
+    report = json.loads(out.read_text())
+
+    assert set(report) >= {"machine", "settings", "results", "matmul_gflops"}
+    for key in ("cpu", "cores", "torch_threads", "torch", "python", "device"):
+        assert report["machine"][key] not in (None, ""), key
+    assert report["settings"]["batch_size"] == 4 and report["settings"]["repeats"] == 2
+    assert report["settings"]["warmup"] == 1
+    assert math.isfinite(report["matmul_gflops"]) and report["matmul_gflops"] > 0
+    assert set(report["results"]) == set(MODELS)
+    for name in MODELS:
+        result = report["results"][name]
+        missing = set(bench.RESULT_KEYS) - set(result)
+        assert not missing, (name, missing)
+        for key in bench.RESULT_KEYS:
+            value = result[key]
+            assert isinstance(value, float) and math.isfinite(value) and value > 0, (name, key, value)
+        assert result["train_flops_per_frame"] == pytest.approx(3 * result["infer_flops_per_frame"])
+        assert result["matmul_gflops"] == report["matmul_gflops"]
+        assert name in table
+    for column in ("train fr/s", "infer fr/s", "rollout fr/s", "data fr/s", "peak RSS MB"):
+        assert column in table
+
+
+def test_quick_fills_only_what_is_not_given():
+    settings = bench._settings(_args("--quick", "--batch-size", "8"))
+    assert (settings["batch_size"], settings["repeats"], settings["warmup"]) == (8, 2, 1)
+    settings = bench._settings(_args())
+    assert (settings["batch_size"], settings["repeats"], settings["warmup"]) == (32, 5, 2)
+    assert settings["models"] == ["matap", "gru"] and settings["objective"] == "paper"
+    assert settings["precision"] == "fp32" and settings["channels_last"] and not settings["compile"]
+    assert not bench._settings(_args("--no-channels-last"))["channels_last"]
+    assert bench._settings(_args("--models", "gru,matap"))["models"] == ["gru", "matap"]
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(MatapError, match="unknown model"):
+        bench.run(_args("--models", "nope", "--quick"))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_channels_last_gives_the_same_reconstruction(name):
+    torch.manual_seed(0)
+    plain = matap.build_model(name).eval()
+    fast = copy.deepcopy(plain).to(memory_format=torch.channels_last).eval()
+    assert any(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+               for p in fast.parameters() if p.dim() == 4)
+    x = torch.rand(2, 5, 1, 64, 64)
+    with torch.inference_mode():
+        expected = bench.reconstruct(plain, x)
+        got = bench.reconstruct(fast, x)
+    assert got.shape == expected.shape == x.shape
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
