@@ -96,4 +96,10 @@ def test_any_override_either_validates_or_raises_matap_error(section, key, value
 def test_parse_override_reads_yaml_values():
     assert parse_override("train.lr=1e-3") == ("train", "lr", 1e-3)
     assert parse_override("train.devices=2") == ("train", "devices", 2)
-    assert parse_override("data.idx_dir=none") == ("data", "idx_dir", None)
+    assert parse_override("data.idx_dir=null") == ("data", "idx_dir", None)
+
+
+def test_none_is_a_choice_for_choice_keys_and_empty_for_optional_keys():
+    cfg = load_config("quick", ["train.schedule=none", "data.cache_dir=none"])
+    assert cfg.train.schedule == "none"
+    assert cfg.data.cache_dir is None

@@ -81,6 +81,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.set_defaults(handler=cmd_predict)
 
+    experiments = (
+        ("compare", "train MA-TAP and the GRU baseline on several seeds; the paper's Tables 1-4, Figure 1 and "
+                    "a verdict on each claim",
+         "Train MA-TAP and the GRU baseline on identical data for each seed (or reuse finished runs), then write "
+         "OUT/report.md, OUT/results.json, figures and GIFs: the paper's Tables 1-4 and Figure 1 with its numbers "
+         "beside ours, 10 -> 10 prediction scores, and a computed verdict on each of the paper's claims."),
+        ("ablate", "trained ablations: memory size K (Table 5) and components (attention, gate, masking, memory)",
+         "Train each ablation for each seed (or reuse finished runs) and write OUT/report.md and OUT/results.json: "
+         "memory size K in {5, 10, 15, 20} and the components, mean and std over seeds."),
+        ("drift", "long-horizon rollouts of both models (10 -> 90 frames): per-frame metrics and verdicts",
+         "Train both models for each seed (or reuse finished runs), roll them out far past their training length "
+         "and write OUT/report.md, OUT/results.json, a figure of per-frame SSIM, MSE and BCE, and GIFs."),
+    )
+    for name, short, long in experiments:
+        p = sub.add_parser(name, help=short, description=long + " Runs live in --runs (default OUT/runs): an "
+                           "interrupted experiment continues where it stopped when run again, and experiments "
+                           "given the same --runs folder share the runs they have in common. OUT/report.md, "
+                           "results.json and the pictures are rewritten on every invocation.")
+        p.add_argument("--config", "-c", default="study",
+                       help="YAML file or preset name (default: study, about 2 minutes per model and seed on 2 CPU cores)")
+        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
+        p.add_argument("--out", "-o", required=True, help="folder for report.md, results.json, figures and GIFs")
+        p.add_argument("--runs", help="folder of the training runs (default: OUT/runs)")
+        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+        p.set_defaults(handler=cmd_experiment, experiment=name)
+        _experiment_module(name).add_arguments(p)
+
+    p = sub.add_parser("report", help="render OUT/report.md again from OUT/results.json",
+                       description="Render the report of an experiment folder (compare, ablate or drift) from its "
+                                   "results.json, e.g. after upgrading matap; trains and evaluates nothing.")
+    p.add_argument("folder", metavar="OUT")
+    p.set_defaults(handler=cmd_report)
+
     from matap import bench  # light at import time: torch loads inside bench.run
 
     p = sub.add_parser("bench", help="measure training, inference, rollout and data throughput, and peak memory",
@@ -242,9 +275,32 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment_module(name: str) -> Any:
+    """matap.experiments.<name>; their imports of torch are deferred, so this stays light."""
+    import importlib
+
+    return importlib.import_module(f"matap.experiments.{name}")
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    report = _experiment_module(args.experiment).run(args)
+    print(f"wrote {report} (with results.json, figures and GIFs beside it)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from matap.experiments.report import render_folder
+
+    print(f"wrote {render_folder(args.folder)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    import shlex
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = "matap " + shlex.join(sys.argv[1:] if argv is None else argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

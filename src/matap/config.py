@@ -112,6 +112,8 @@ def _coerce(section: str, key: str, value: Any, hint: Any) -> Any:
     """Convert ``value`` to the type of ``section.key``; raise MatapError if it cannot be."""
     where = f"{section}.{key}"
     hint_s = str(hint)
+    if isinstance(value, str) and value.lower() in ("none", "null") and "None" in hint_s:
+        value = None
     if value is None:
         if "None" in hint_s or hint_s == "typing.Any":
             return None
@@ -192,8 +194,8 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         value = yaml.safe_load(rhs) if rhs.strip() else None
     except yaml.YAMLError:
         value = rhs
-    if isinstance(value, str) and value.lower() in ("none", "null"):
-        value = None
+    if value is None and rhs.strip().lower() == "none":
+        value = "none"  # a valid choice for some keys (train.schedule); optional keys read it as empty
     # YAML reads 1e-3 as a string; numbers in scientific notation are common here.
     if isinstance(value, str):
         try:

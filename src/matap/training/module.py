@@ -46,8 +46,11 @@ class MatapModule(L.LightningModule):
         B = x.shape[0]
         logged = {"val_loss": out.loss}
         logged.update({f"val_{name}": value for name, value in out.terms.items()})
-        for name, (pred, target) in out.pairs.items():
-            logged[f"val_ssim_{name}"] = metrics.ssim(pred, target).mean()
+        # SSIM in float32 even under bf16/fp16 autocast: bf16 keeps about 3 significant digits,
+        # too few to tell one epoch (or model) from the next.
+        with torch.autocast(x.device.type, enabled=False):
+            for name, (pred, target) in out.pairs.items():
+                logged[f"val_ssim_{name}"] = metrics.ssim(pred.float(), target.float()).mean()
         headline = logged[f"val_ssim_{self.objective.headline}"]
         self.log_dict(logged, on_epoch=True, batch_size=B, sync_dist=True)
         self.log("val_ssim", headline, on_epoch=True, prog_bar=True, batch_size=B, sync_dist=True)

@@ -1,0 +1,213 @@
+"""What every experiment writes: results.json (every number), report.md rendered
+from it, PNG figures and GIFs; and the pieces they share (tables, evaluation of
+a run, sample pictures)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from matap.errors import MatapError
+
+RESULTS, REPORT = "results.json", "report.md"
+MODEL_LABELS = {"matap": "MA-TAP", "gru": "GRU baseline"}
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def header(results: dict[str, Any], title: str) -> str:
+    """The top of every report: what was run, on what, for how long."""
+    m = results["machine"]
+    device = m["gpu"] or f"{m['cpu']}, {m['cores']} cores (torch threads {m['torch_threads']})"
+    return "\n".join([
+        f"# {title}", "",
+        f"- command: `{results['command']}`",
+        f"- preset `{results['preset']}` with overrides: {', '.join(f'`{o}`' for o in results['overrides']) or 'none'};"
+        f" objective `{results['objective']}`; seeds {', '.join(map(str, results['seeds']))}",
+        f"- data: {results['data']}",
+        f"- compute: {results['train_seconds']:.0f} s of training in this invocation "
+        f"(runs reused from earlier invocations count 0), {results['wall_seconds']:.0f} s wall in all",
+        f"- machine: {device}; torch {m['torch']}, Python {m['python']}",
+        f"- written {results['written']} by matap {results['matap_version']}; every number below is in "
+        f"`{RESULTS}`, and this file is rendered from it (`matap report DIR` renders it again)", ""])
+
+
+def base_results(kind: str, args: Any, cfg: Any, command: str) -> dict[str, Any]:
+    from matap import __version__
+
+    d = cfg.data
+    return {"kind": kind, "command": command, "preset": args.config, "overrides": list(args.overrides),
+            "objective": cfg.objective.name, "seeds": list(args.seeds), "matap_version": __version__,
+            "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+            "data": f"{d.source} digits, {d.motion} motion, {d.train_size} train / {d.val_size} validation "
+                    f"sequences of {d.seq_len} frames (data seed {d.seed}); scores on the validation set",
+            "train": {"epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "lr": cfg.train.lr,
+                      "schedule": cfg.train.schedule, "precision": cfg.train.precision}}
+
+
+def write(out: Path, results: dict[str, Any]) -> Path:
+    """Write results.json, then render report.md from what was written."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{RESULTS}.tmp"
+    tmp.write_text(json.dumps(results, indent=1))
+    os.replace(tmp, out / RESULTS)
+    return render_folder(out)
+
+
+def render_folder(out: str | Path) -> Path:
+    """Render OUT/report.md from OUT/results.json."""
+    out = Path(out)
+    path = out / RESULTS
+    if not path.is_file():
+        raise MatapError(f"{out}: no {RESULTS}; is this an experiment folder (compare, ablate, drift)?")
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MatapError(f"{path}: not valid JSON ({exc})") from None
+    renderers = _renderers()
+    kind = results.get("kind") if isinstance(results, dict) else None
+    if kind not in renderers:
+        raise MatapError(f"{path}: unknown experiment kind {kind!r}")
+    (out / REPORT).write_text(renderers[kind](results))
+    return out / REPORT
+
+
+def _renderers() -> dict[str, Callable[[dict[str, Any]], str]]:
+    from matap.experiments import ablate, compare, drift
+
+    return {"compare": compare.render, "ablate": ablate.render, "drift": drift.render}
+
+
+def evaluate_run(run_dir: Path, protocols: dict[str, tuple[int, int]], seq_len: int | None = None
+                 ) -> dict[str, Any]:
+    """Evaluate the last checkpoint of a run (the model after its final epoch) on its
+    validation set, generated ``seq_len`` frames long when given; protocol -> result."""
+    from matap.data import generated_split, load_videos
+    from matap.evaluation import evaluate
+    from matap.training import load_model
+
+    model, cfg, _ = load_model(run_dir, "last")
+    if cfg.data.source == "array":
+        videos = load_videos(cfg.data.val_path)
+    else:
+        videos = generated_split(cfg.data, "val", seq_len=max(cfg.data.seq_len, seq_len or 0))
+    return {name: evaluate(model, videos, name, context, horizon, cfg.eval.batch_size)
+            for name, (context, horizon) in protocols.items()}
+
+
+def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int, num: int = 3) -> dict[str, str]:
+    """For the first seed of each model: a PNG of truth / reconstruction / prediction for
+    ``num`` validation sequences and a GIF of truth beside the prediction. Returns file names."""
+    import torch
+
+    from matap import viz
+    from matap.data import generated_split, load_videos
+    from matap.training import load_model
+    from matap.training.module import to_frames
+
+    files: dict[str, str] = {}
+    rows: list[np.ndarray] = []
+    labels: list[str] = []
+    clip = None
+    for name, model_runs in runs.items():
+        model, cfg, _ = load_model(model_runs[0].run_dir, "last")
+        if clip is None:
+            videos = (load_videos(cfg.data.val_path) if cfg.data.source == "array"
+                      else generated_split(cfg.data, "val", seq_len=max(cfg.data.seq_len, context + horizon)))
+            clip = np.array(videos[:num, :context + horizon])
+            rows.append(clip.astype(np.float32) / 255)
+            labels.append("ground truth")
+        with torch.inference_mode():
+            x = to_frames(torch.from_numpy(clip))
+            recon = torch.sigmoid(model.decode(model(x).z_next))[:, :, 0].numpy()
+            pred = model.rollout(x[:, :context], horizon)[:, :, 0].numpy()
+        rows.append(recon)
+        labels.append(f"{MODEL_LABELS.get(name, name)}: reconstruction (teacher-forced)")
+        rows.append(np.concatenate([np.zeros_like(clip[:, :context], dtype=np.float32), pred], axis=1))
+        labels.append(f"{MODEL_LABELS.get(name, name)}: prediction from {context} frames")
+        gif = f"{name}.gif"
+        shown = np.concatenate([clip[:, :context].astype(np.float32) / 255, pred], axis=1)
+        viz.save_gif([clip, shown], out / gif, scale=1)
+        files[name] = gif
+    _sample_figure(rows, labels, out / "samples.png")
+    files["samples"] = "samples.png"
+    return files
+
+
+def _sample_figure(rows: list[np.ndarray], labels: list[str], path: Path) -> None:
+    """One block per row kind; within a block, one line per sequence, frames left to right."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    blocks = [np.concatenate([np.concatenate(list(video), axis=1) for video in r], axis=0) for r in rows]
+    fig, axes = plt.subplots(len(blocks), 1, figsize=(12, 1.1 * sum(b.shape[0] for b in blocks) / 64 + 0.4 * len(blocks)))
+    for ax, block, label in zip(np.atleast_1d(axes), blocks, labels):
+        ax.imshow(block, cmap="gray", vmin=0, vmax=1, aspect="equal")
+        ax.set_title(label, fontsize=8, loc="left")
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=45)
+    plt.close(fig)
+
+
+def curves_figure(panels: list[tuple[str, dict[str, np.ndarray]]], xlabel: str, path: Path) -> None:
+    """One panel per (title, {label: array (seeds, points)}): the mean over seeds as a line,
+    the min-max over seeds as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2))
+    for ax, (title, series) in zip(np.atleast_1d(axes), panels):
+        for label, values in series.items():
+            values = np.asarray(values, dtype=float)
+            x = np.arange(1, values.shape[1] + 1)
+            ax.plot(x, values.mean(0), label=label)
+            ax.fill_between(x, values.min(0), values.max(0), alpha=0.2)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+    plt.close(fig)
+
+
+def check_out(out: Path, runs_dir: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise MatapError(f"--out {out}: exists and is not a folder")
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise MatapError(f"--runs {runs_dir}: exists and is not a folder")
+
+
+__all__ = ["MODEL_LABELS", "base_results", "check_out", "curves_figure", "evaluate_run", "header", "machine",
+           "render_folder", "sample_pictures", "table", "write"]

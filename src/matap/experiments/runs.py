@@ -1,0 +1,115 @@
+"""The training runs behind an experiment: one run folder per (variant, seed).
+
+An experiment names its variants as dotted overrides on top of a preset, e.g.
+``{"matap": [], "gru": ["model.name=gru"]}``. Each (variant, seed) trains into
+``RUNS/<variant>-seed<seed>`` with ``train.seed=<seed>``. A run folder that
+already holds the same resolved config is reused: finished runs are read,
+unfinished ones resumed from their last checkpoint. So an interrupted
+experiment continues where it stopped, and experiments that share a runs
+folder (``--runs``) share the runs they have in common.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from matap.config import Config, load_config
+from matap.errors import MatapError
+
+
+@dataclass
+class Run:
+    variant: str
+    seed: int
+    run_dir: Path
+    config: Config
+    history: list[dict[str, float]]
+
+    def column(self, key: str) -> list[float]:
+        """The per-epoch values of ``key`` (e.g. ``val_loss``), epoch 1 first."""
+        if any(key not in row for row in self.history):
+            raise MatapError(f"{self.run_dir}/history.csv has no column {key!r}")
+        return [row[key] for row in self.history]
+
+
+def read_history(run_dir: Path) -> list[dict[str, float]]:
+    path = run_dir / "history.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="") as fh:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+
+def run_config(preset: str, overrides: list[str], variant_overrides: list[str], seed: int) -> Config:
+    return load_config(preset, [*overrides, *variant_overrides, f"train.seed={seed}"])
+
+
+def _state(run_dir: Path, cfg: Config) -> str:
+    """'new', 'done' or 'resume' for a run folder that should hold ``cfg``; raise if it holds another run."""
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return "new"
+    existing = yaml.safe_load(saved.read_text()) or {}
+    wanted = cfg.to_dict()
+    # Only the epoch budget may differ: a finished shorter run is continued, not replaced.
+    existing_epochs = existing.get("train", {}).pop("epochs", None)
+    wanted_cmp = {k: dict(v) for k, v in wanted.items()}
+    wanted_cmp["train"].pop("epochs")
+    if existing != wanted_cmp:
+        raise MatapError(f"{run_dir} holds a run with another config; give another --runs folder "
+                         f"or delete {run_dir}")
+    if existing_epochs is not None and existing_epochs > cfg.train.epochs:
+        raise MatapError(f"{run_dir} holds a run of {existing_epochs} epochs, more than the "
+                         f"{cfg.train.epochs} asked for; give another --runs folder")
+    done = len(read_history(run_dir))
+    if done >= cfg.train.epochs:
+        return "done"
+    return "resume" if (run_dir / "checkpoints" / "last.ckpt").is_file() else "new"
+
+
+def ensure_runs(preset: str, overrides: list[str], variants: dict[str, list[str]], seeds: list[int],
+                runs_dir: str | Path, log: Any = print) -> dict[str, list[Run]]:
+    """Train (or reuse, or resume) every (variant, seed); return the runs by variant, seeds in order."""
+    from matap.training import resume, train
+
+    if not seeds:
+        raise MatapError("--seeds: give at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise MatapError(f"--seeds {' '.join(map(str, seeds))}: each seed once")
+    runs_dir = Path(runs_dir)
+    plan = [(name, seed, run_config(preset, overrides, extra, seed)) for name, extra in variants.items()
+            for seed in seeds]
+    runs: dict[str, list[Run]] = {name: [] for name in variants}
+    for i, (name, seed, cfg) in enumerate(plan, 1):
+        run_dir = runs_dir / f"{name}-seed{seed}"
+        state = _state(run_dir, cfg)
+        label = f"[{i}/{len(plan)}] {name} seed {seed}"
+        start = time.perf_counter()
+        summary = None
+        if state == "done":
+            log(f"{label}: finished run found in {run_dir}")
+        elif state == "resume":
+            log(f"{label}: resuming {run_dir}")
+            summary = resume(run_dir, [f"train.epochs={cfg.train.epochs}"])
+        else:
+            log(f"{label}: training into {run_dir}")
+            summary = train(cfg, run_dir, overwrite=True)
+        if summary is not None and summary["interrupted"]:
+            raise KeyboardInterrupt
+        if state != "done":
+            log(f"{label}: done in {time.perf_counter() - start:.0f} s")
+        history = read_history(run_dir)[: cfg.train.epochs]
+        if len(history) < cfg.train.epochs:
+            raise MatapError(f"{run_dir}: training stopped after {len(history)} of {cfg.train.epochs} epochs; "
+                             "run the same command again to continue")
+        runs[name].append(Run(name, seed, run_dir, cfg, history))
+    return runs
+
+
+__all__ = ["Run", "ensure_runs", "read_history", "run_config"]

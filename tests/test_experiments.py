@@ -1,0 +1,182 @@
+"""compare, ablate and drift on the smoke preset: the files they write, the report
+against results.json, run reuse, and the statistics behind the verdicts."""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from matap.cli import main
+from matap.config import load_config
+from matap.experiments import stats
+from matap.experiments.compare import analyse
+from matap.experiments.runs import Run, read_history
+from matap.experiments.stats import fmt_summary
+
+
+def rows_of(report: str) -> dict[str, list[str]]:
+    """Markdown table rows of a report, keyed by their first cell (the last such row wins)."""
+    rows = {}
+    for line in report.splitlines():
+        if line.startswith("| ") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def experiments(tmp_path_factory):
+    """One compare run, then ablate and drift sharing its runs folder (only k5 trains anew)."""
+    root = tmp_path_factory.mktemp("experiments")
+    runs = root / "runs"
+    common = ["--config", "smoke", "--seeds", "0", "1", "--runs", str(runs), "train.epochs=3"]
+    assert main(["compare", "--out", str(root / "compare"), *common]) == 0
+    assert main(["ablate", "--out", str(root / "ablate"), "--variants", "k5", "matap", "gru", *common]) == 0
+    assert main(["drift", "--out", str(root / "drift"), "--context", "4", "--horizon", "12", *common]) == 0
+    return root
+
+
+def test_compare_writes_every_table_figure_and_gif(experiments):
+    out = experiments / "compare"
+    for name in ("report.md", "results.json", "figure1.png", "samples.png", "matap.gif", "gru.gif"):
+        assert (out / name).stat().st_size > 0, name
+    report = (out / "report.md").read_text()
+    for title in ("Table 1", "Table 2", "Table 3", "Table 4", "Figure 1", "claims, tested"):
+        assert title in report
+
+
+def test_compare_report_shows_the_numbers_of_results_json(experiments):
+    out = experiments / "compare"
+    results = json.loads((out / "results.json").read_text())
+    rows = rows_of((out / "report.md").read_text())
+    for name, label in (("matap", "MA-TAP (ours)"), ("gru", "GRU baseline (ours)")):
+        t1 = results["table1"][name]
+        assert rows[label][:3] == [fmt_summary(t1["val_loss"]), fmt_summary(t1["val_ssim"]), fmt_summary(t1["train_loss"])]
+        assert rows[label][3] == f"{results['parameters'][name]:,}"
+    assert results["parameters"] == {"matap": 4906977, "gru": 4873633}
+    for claim in results["claims"]:
+        assert rows[claim["claim"]][-1] == f"**{claim['verdict']}**"
+    # The curves in the JSON are the runs' own histories.
+    for name in ("matap", "gru"):
+        for i, seed in enumerate(results["seeds"]):
+            history = read_history(experiments / "runs" / f"{name}-seed{seed}")
+            assert results["curves"][name]["val_loss"][i] == [row["val_loss"] for row in history]
+
+
+def test_a_second_invocation_reuses_the_runs_and_report_renders_again(experiments, capsys):
+    out = experiments / "compare"
+    before = json.loads((out / "results.json").read_text())
+    assert main(["compare", "--out", str(out), "--config", "smoke", "--seeds", "0", "1",
+                 "--runs", str(experiments / "runs"), "train.epochs=3"]) == 0
+    assert capsys.readouterr().out.count("finished run found") == 4
+    after = json.loads((out / "results.json").read_text())
+    assert after["table1"] == before["table1"] and after["claims"] == before["claims"]
+    assert after["train_seconds"] < 1
+    rendered = (out / "report.md").read_text()
+    (out / "report.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.md").read_text() == rendered
+
+
+def test_ablate_reports_each_variant(experiments):
+    out = experiments / "ablate"
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["variants"]) == ["k5", "matap", "gru"]
+    rows = rows_of((out / "report.md").read_text())
+    for name, v in results["variants"].items():
+        assert rows[name][1:4] == [fmt_summary(v["val_bce"]), fmt_summary(v["val_loss"]), fmt_summary(v["val_ssim"])]
+    assert rows["5"][0] == "0.0017" and rows["10"][2] == fmt_summary(results["variants"]["matap"]["val_ssim"])
+
+
+def test_drift_curves_cover_the_horizon_and_levels_match_them(experiments):
+    out = experiments / "drift"
+    results = json.loads((out / "results.json").read_text())
+    assert (out / "drift.png").stat().st_size > 0
+    for name in ("matap", "gru"):
+        curves = results["curves"][name]["ssim"]
+        assert np.array(curves).shape == (2, 12)
+        for level, firsts in results["frames_to_fall_below"][name].items():
+            for curve, first in zip(curves, firsts):
+                expected = next((t for t, v in enumerate(curve, 1) if v < float(level)), None)
+                assert first == expected
+    rows = rows_of((out / "report.md").read_text())
+    for claim in results["claims"]:
+        assert rows[claim["claim"]][-1] == f"**{claim['verdict']}**"
+
+
+def test_a_runs_folder_of_another_config_is_refused(experiments, capsys):
+    code = main(["compare", "--out", str(experiments / "other"), "--config", "smoke", "--seeds", "0",
+                 "--runs", str(experiments / "runs"), "train.epochs=3", "train.lr=0.01"])
+    assert code == 2
+    assert "another config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["ablate", "--out", "x", "--variants", "k7"], "unknown k7"),
+    (["compare", "--out", "x", "--seeds", "1", "1"], "each seed once"),
+    (["drift", "--out", "x", "--horizon", "1"], "--horizon"),
+])
+def test_bad_experiment_arguments(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_summary_gives_the_student_t_interval():
+    s = stats.summary([1.0, 2.0, 3.0])
+    assert s["mean"] == 2.0 and s["std"] == 1.0
+    half = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2 degrees of freedom)
+    assert s["ci"] == pytest.approx([2 - half, 2 + half])
+    assert stats.summary([5.0])["ci"] is None
+
+
+@pytest.mark.parametrize("values, target, verdict", [
+    ([1.0, 1.1, 0.9], 0.0, stats.HOLDS),
+    ([-1.0, -1.1, -0.9], 0.0, stats.FAILS),
+    ([1.0, -1.0, 0.5], 0.0, stats.UNSURE),
+    ([0.95, 0.96, 0.97], 0.9, stats.HOLDS),
+    ([2.0], 0.0, stats.UNSURE),
+])
+def test_verdicts(values, target, verdict):
+    assert stats.verdict(stats.summary(values), target) == verdict
+
+
+def _runs(curves: dict[str, list[list[float]]]) -> dict[str, list[Run]]:
+    cfg = load_config("smoke")
+    out = {}
+    for name in ("matap", "gru"):
+        out[name] = []
+        for seed, loss in enumerate(curves[name]):
+            history = [{"val_loss": v, "val_ssim": 1 - v, "train_loss": v + 0.01} for v in loss]
+            out[name].append(Run(name, seed, Path("."), cfg if name == "matap" else load_config("smoke", ["model.name=gru"]),
+                                 history))
+    return out
+
+
+def test_claims_follow_designed_histories():
+    """MA-TAP lower and smoother on every epoch of every seed: the directional claims hold."""
+    rng = np.random.default_rng(0)
+    epochs = 10
+    base = np.linspace(0.9, 0.3, epochs)
+    curves = {"matap": [list(base - 0.05 + rng.normal(0, 0.001, epochs)) for _ in range(3)],
+              "gru": [list(base + 0.1 * (np.arange(epochs) % 2) + rng.normal(0, 0.001, epochs)) for _ in range(3)]}
+    verdicts = {c["id"]: c["verdict"] for c in analyse(_runs(curves))["claims"]}
+    assert verdicts["final-val-loss"] == stats.HOLDS
+    assert verdicts["wins-90pct"] == stats.HOLDS
+    assert verdicts["mean-loss-gap"] == stats.HOLDS
+    assert verdicts["oscillation"] == stats.HOLDS
+    assert verdicts["baseline-peak"] == stats.FAILS
+    # Swap the models: now the same claims fail.
+    swapped = {c["id"]: c["verdict"] for c in analyse(_runs({"matap": curves["gru"], "gru": curves["matap"]}))["claims"]}
+    assert swapped["final-val-loss"] == stats.FAILS and swapped["wins-90pct"] == stats.FAILS
+    assert swapped["oscillation"] == stats.FAILS
+
+
+def test_epochs_to_reach_and_rolling_variance():
+    assert stats.epochs_to_reach([0.5, 0.3, 0.1], 0.2, below=True) == 3
+    assert stats.epochs_to_reach([0.1, 0.3], 0.5, below=False) is None
+    assert stats.rolling_variance([1, 2, 3, 4, 5, 6], 5) == pytest.approx([2.5, 2.5])
+    assert re.fullmatch(r"\d\.\d{4} ± \d\.\d{4}", fmt_summary(stats.summary([0.1, 0.2])))
