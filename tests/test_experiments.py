@@ -32,7 +32,8 @@ def experiments(tmp_path_factory):
     """One compare run, then ablate and drift sharing its runs folder (only k5 trains anew)."""
     root = tmp_path_factory.mktemp("experiments")
     runs = root / "runs"
-    common = ["--config", "smoke", "--seeds", "0", "1", "--runs", str(runs), "train.epochs=3"]
+    # Overrides after --seeds: argparse hands them to --seeds, and the CLI gives them back.
+    common = ["--config", "smoke", "--runs", str(runs), "--seeds", "0", "1", "train.epochs=3"]
     assert main(["compare", "--out", str(root / "compare"), *common]) == 0
     assert main(["ablate", "--out", str(root / "ablate"), "--variants", "k5", "matap", "gru", *common]) == 0
     assert main(["drift", "--out", str(root / "drift"), "--context", "4", "--horizon", "12", *common]) == 0
@@ -50,7 +51,10 @@ def test_compare_writes_every_table_figure_and_gif(experiments):
 
 def test_compare_report_shows_the_numbers_of_results_json(experiments):
     out = experiments / "compare"
-    results = json.loads((out / "results.json").read_text())
+    def strict(constant):
+        raise AssertionError(f"results.json holds {constant}, which is not JSON")
+
+    results = json.loads((out / "results.json").read_text(), parse_constant=strict)
     rows = rows_of((out / "report.md").read_text())
     for name, label in (("matap", "MA-TAP (ours)"), ("gru", "GRU baseline (ours)")):
         t1 = results["table1"][name]
@@ -59,6 +63,7 @@ def test_compare_report_shows_the_numbers_of_results_json(experiments):
     assert results["parameters"] == {"matap": 4906977, "gru": 4873633}
     for claim in results["claims"]:
         assert rows[claim["claim"]][-1] == f"**{claim['verdict']}**"
+        assert len(rows[claim["claim"]]) == 6  # no stray '|' splitting a cell
     # The curves in the JSON are the runs' own histories.
     for name in ("matap", "gru"):
         for i, seed in enumerate(results["seeds"]):
@@ -179,4 +184,7 @@ def test_epochs_to_reach_and_rolling_variance():
     assert stats.epochs_to_reach([0.5, 0.3, 0.1], 0.2, below=True) == 3
     assert stats.epochs_to_reach([0.1, 0.3], 0.5, below=False) is None
     assert stats.rolling_variance([1, 2, 3, 4, 5, 6], 5) == pytest.approx([2.5, 2.5])
+    assert stats.oscillation([0.9, 0.5, 0.3, 0.2]) == 0.0          # learning fast is not oscillating
+    assert stats.oscillation([0.1, 0.3, 0.2, 0.4]) == 1.0
+    assert stats.finite_or_none({"a": [float("nan"), 1.0], "b": float("inf")}) == {"a": [None, 1.0], "b": None}
     assert re.fullmatch(r"\d\.\d{4} ± \d\.\d{4}", fmt_summary(stats.summary([0.1, 0.2])))

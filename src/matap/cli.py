@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "results.json and the pictures are rewritten on every invocation.")
         p.add_argument("--config", "-c", default="study",
                        help="YAML file or preset name (default: study, about 2 minutes per model and seed on 2 CPU cores)")
-        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
+        p.add_argument("--seeds", nargs="+", default=["0", "1", "2"], help="training seeds (default: 0 1 2)")
         p.add_argument("--out", "-o", required=True, help="folder for report.md, results.json, figures and GIFs")
         p.add_argument("--runs", help="folder of the training runs (default: OUT/runs)")
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
@@ -282,7 +282,22 @@ def _experiment_module(name: str) -> Any:
     return importlib.import_module(f"matap.experiments.{name}")
 
 
+def _take_overrides(args: argparse.Namespace, option: str) -> list[str]:
+    """The values of a many-valued option, without the KEY=VALUE overrides that argparse let it swallow
+    (``--seeds 0 1 train.epochs=3``); those go back to ``args.overrides``."""
+    values = getattr(args, option)
+    args.overrides = list(args.overrides) + [v for v in values if "=" in v]
+    return [v for v in values if "=" not in v]
+
+
 def cmd_experiment(args: argparse.Namespace) -> int:
+    seeds = _take_overrides(args, "seeds")
+    if hasattr(args, "variants"):
+        args.variants = _take_overrides(args, "variants")
+    try:
+        args.seeds = [int(s) for s in seeds]
+    except ValueError:
+        raise MatapError(f"--seeds must be integers, got {' '.join(seeds)}") from None
     report = _experiment_module(args.experiment).run(args)
     print(f"wrote {report} (with results.json, figures and GIFs beside it)")
     return 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from matap.errors import MatapError
 from matap.experiments import stats
-from matap.experiments.report import base_results, evaluate_run, header, table, write
+from matap.experiments.report import base_results, check_eval_length, check_out, evaluate_run, header, table, write
 from matap.experiments.runs import ensure_runs, run_config
 
 # name -> (overrides, description). "matap" and "gru" share their run folders with `matap compare`.
@@ -41,6 +41,8 @@ def run(args: Any) -> Path:
     chosen = {name: VARIANTS[name][0] for name in VARIANTS if name in args.variants}
     cfg = run_config(args.config, list(args.overrides), [], args.seeds[0])
     out, runs_dir = Path(args.out), Path(args.runs or Path(args.out) / "runs")
+    check_out(out, runs_dir)
+    check_eval_length(cfg, cfg.eval.context + cfg.eval.horizon)
     t0 = time.perf_counter()
     runs = ensure_runs(args.config, list(args.overrides), chosen, args.seeds, runs_dir)
     train_seconds = time.perf_counter() - t0
@@ -50,7 +52,8 @@ def run(args: Any) -> Path:
     print("evaluating the final models on the validation set")
     rows = {}
     for name, model_runs in runs.items():
-        evals = [evaluate_run(r.run_dir, {"predict": (context, horizon)})["predict"]["metrics"] for r in model_runs]
+        evals = [evaluate_run(r.run_dir, {"predict": (context, horizon)}, seq_len=context + horizon)["predict"]["metrics"]
+                 for r in model_runs]
         rows[name] = {
             "description": VARIANTS[name][1], "overrides": VARIANTS[name][0],
             "val_bce": stats.summary([r.history[-1][frame_term] for r in model_runs]),
@@ -73,7 +76,8 @@ def render(r: dict[str, Any]) -> str:
     ev = r["evaluation"]
     parts = [header(r, "Ablations of MA-TAP, trained"),
              f"Every variant trained for {r['epochs']} epochs with the same data and seeds; values are mean ± "
-             f"standard deviation over {len(r['seeds'])} seed(s) of the final epoch. 'val BCE' is the validation "
+             f"standard deviation over {len(r['seeds'])} seed(s), of the final epoch unless the column says "
+             "otherwise. 'val BCE' is the validation "
              f"frame term (`{r['frame_term']}`), 'val SSIM' the {r['headline_ssim']}; the {ev['context']} -> "
              f"{ev['horizon']} columns roll the final model out in latent space on the validation set.", ""]
     k_rows = [[MEMORY_SIZES[name], PAPER_TABLE5[name], fs(v[name]["val_ssim_mean_over_epochs"]), fs(v[name]["val_ssim"]),
@@ -88,7 +92,7 @@ def render(r: dict[str, Any]) -> str:
     parts += ["## Components", "",
               table(["variant", "what changes", "val BCE ↓", "val loss ↓", "val SSIM ↑",
                      f"{ev['context']}->{ev['horizon']} SSIM ↑", "MSE / frame ↓"], c_rows), ""]
-    if "matap" in v and len(r["seeds"]) > 1:
+    if len(r["seeds"]) > 1:
         parts += ["A difference between two variants is only worth reading when it is larger than their standard "
                   "deviations.", ""]
     return "\n".join(parts)

@@ -13,8 +13,8 @@ import numpy as np
 from matap.errors import MatapError
 from matap.experiments import stats
 from matap.experiments.compare import VARIANTS
-from matap.experiments.report import (MODEL_LABELS, base_results, curves_figure, evaluate_run, header,
-                                      sample_pictures, table, write)
+from matap.experiments.report import (MODEL_LABELS, base_results, check_out, curves_figure, evaluate_run,
+                                      header, sample_pictures, table, write)
 from matap.experiments.runs import ensure_runs, run_config
 
 SSIM_LEVELS = (0.5, 0.4, 0.3, 0.2, 0.1)
@@ -34,6 +34,7 @@ def run(args: Any) -> Path:
     if cfg.data.source == "array":
         raise MatapError("drift generates long validation sequences; it needs data.source=mnist or idx")
     out, runs_dir = Path(args.out), Path(args.runs or Path(args.out) / "runs")
+    check_out(out, runs_dir)
     t0 = time.perf_counter()
     runs = ensure_runs(args.config, list(args.overrides), VARIANTS, args.seeds, runs_dir)
     train_seconds = time.perf_counter() - t0
@@ -95,8 +96,7 @@ def render(r: dict[str, Any]) -> str:
     n = len(r["seeds"])
     marks = sorted({t for t in (1, inside, 10, 25, 50, 75, 90, H) if 1 <= t <= H})
     parts = [header(r, f"Latent drift: {r['context']} -> {H} frames"),
-             f"Both models were trained on {r['train_len']}-frame sequences ({r['train_len'] - r['context']} frames "
-             f"after a {r['context']}-frame context) and are rolled out {H} frames in latent space from "
+             f"Both models were trained on {r['train_len']}-frame sequences and are rolled out {H} frames in latent space from "
              f"{r['context']} context frames of validation sequences. Per-frame values are means over sequences, "
              f"then mean ± std over {n} seed(s).", "",
              "## Per-frame metrics", "", "![drift](drift.png)", ""]
@@ -119,7 +119,7 @@ def render(r: dict[str, Any]) -> str:
                                           for name in ("matap", "gru")]])
     parts += ["## First predicted frame below an SSIM level (one entry per seed)", "",
               table(["level", "MA-TAP", "GRU baseline"], rows), ""]
-    rows = [[c["claim"], c["measure"], f"{c['summary']['mean']:.4g}", stats.fmt_ci(c["summary"]),
+    rows = [[c["claim"], c["measure"], stats.fmt_g(c["summary"]["mean"]), stats.fmt_ci(c["summary"]),
              f"**{c['verdict']}**"] for c in r["claims"]]
     parts += ["## Verdicts", "",
               "Positive values favour the claim; the verdict compares the 95% confidence interval over seeds "

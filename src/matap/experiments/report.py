@@ -54,8 +54,9 @@ def header(results: dict[str, Any], title: str) -> str:
         f"- compute: {results['train_seconds']:.0f} s of training in this invocation "
         f"(runs reused from earlier invocations count 0), {results['wall_seconds']:.0f} s wall in all",
         f"- machine: {device}; torch {m['torch']}, Python {m['python']}",
-        f"- written {results['written']} by matap {results['matap_version']}; every number below is in "
-        f"`{RESULTS}`, and this file is rendered from it (`matap report DIR` renders it again)", ""])
+        f"- written {results['written']} by matap {results['matap_version']}; every measured number below is "
+        f"in `{RESULTS}` and this file is rendered from it (`matap report DIR` renders it again); the "
+        "paper's numbers shown beside them are quoted from the paper", ""])
 
 
 def base_results(kind: str, args: Any, cfg: Any, command: str) -> dict[str, Any]:
@@ -75,7 +76,9 @@ def write(out: Path, results: dict[str, Any]) -> Path:
     """Write results.json, then render report.md from what was written."""
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{RESULTS}.tmp"
-    tmp.write_text(json.dumps(results, indent=1))
+    from matap.experiments.stats import finite_or_none
+
+    tmp.write_text(json.dumps(finite_or_none(results), indent=1, allow_nan=False))
     os.replace(tmp, out / RESULTS)
     return render_folder(out)
 
@@ -202,12 +205,20 @@ def curves_figure(panels: list[tuple[str, dict[str, np.ndarray]]], xlabel: str, 
     plt.close(fig)
 
 
+def check_eval_length(cfg: Any, frames: int) -> None:
+    """User arrays have a fixed length: fail before training if an evaluation needs more frames."""
+    if cfg.data.source == "array" and frames > cfg.data.seq_len:
+        raise MatapError(f"the evaluation needs {frames} frames (context + horizon) but data.seq_len is "
+                         f"{cfg.data.seq_len}; lower eval.context or eval.horizon")
+
+
 def check_out(out: Path, runs_dir: Path) -> None:
+    """Fail before any training when --out or --runs cannot be folders."""
     if out.exists() and not out.is_dir():
         raise MatapError(f"--out {out}: exists and is not a folder")
     if runs_dir.exists() and not runs_dir.is_dir():
         raise MatapError(f"--runs {runs_dir}: exists and is not a folder")
 
 
-__all__ = ["MODEL_LABELS", "base_results", "check_out", "curves_figure", "evaluate_run", "header", "machine",
+__all__ = ["MODEL_LABELS", "base_results", "check_eval_length", "check_out", "curves_figure", "evaluate_run", "header", "machine",
            "render_folder", "sample_pictures", "table", "write"]

@@ -50,25 +50,37 @@ def run_config(preset: str, overrides: list[str], variant_overrides: list[str], 
     return load_config(preset, [*overrides, *variant_overrides, f"train.seed={seed}"])
 
 
+# Keys that do not change what a run learns: a run that differs only in these is the same run.
+NOT_LEARNED = {"data": ("cache_dir", "num_workers"), "train": ("progress_bar", "log_every_n_steps", "epochs"),
+               "eval": ("context", "horizon", "batch_size")}
+
+
+def _learned(config: dict[str, Any]) -> dict[str, Any]:
+    return {section: {k: v for k, v in values.items() if k not in NOT_LEARNED.get(section, ())}
+            for section, values in config.items()}
+
+
 def _state(run_dir: Path, cfg: Config) -> str:
     """'new', 'done' or 'resume' for a run folder that should hold ``cfg``; raise if it holds another run."""
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         return "new"
     existing = yaml.safe_load(saved.read_text()) or {}
-    wanted = cfg.to_dict()
-    # Only the epoch budget may differ: a finished shorter run is continued, not replaced.
-    existing_epochs = existing.get("train", {}).pop("epochs", None)
-    wanted_cmp = {k: dict(v) for k, v in wanted.items()}
-    wanted_cmp["train"].pop("epochs")
-    if existing != wanted_cmp:
+    existing_epochs = existing.get("train", {}).get("epochs")
+    if _learned(existing) != _learned(cfg.to_dict()):
         raise MatapError(f"{run_dir} holds a run with another config; give another --runs folder "
                          f"or delete {run_dir}")
     if existing_epochs is not None and existing_epochs > cfg.train.epochs:
         raise MatapError(f"{run_dir} holds a run of {existing_epochs} epochs, more than the "
                          f"{cfg.train.epochs} asked for; give another --runs folder")
+    if existing_epochs != cfg.train.epochs and cfg.train.schedule != "none":
+        # The schedule's length is fixed when a run starts; extending it would not match the config.
+        raise MatapError(f"{run_dir} was trained for {existing_epochs} epochs with train.schedule="
+                         f"{cfg.train.schedule}; a {cfg.train.epochs}-epoch run needs another --runs folder")
     done = len(read_history(run_dir))
     if done >= cfg.train.epochs:
+        if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+            raise MatapError(f"{run_dir}: finished, but checkpoints/last.ckpt is missing; delete the folder to retrain")
         return "done"
     return "resume" if (run_dir / "checkpoints" / "last.ckpt").is_file() else "new"
 
@@ -104,7 +116,7 @@ def ensure_runs(preset: str, overrides: list[str], variants: dict[str, list[str]
             raise KeyboardInterrupt
         if state != "done":
             log(f"{label}: done in {time.perf_counter() - start:.0f} s")
-        history = read_history(run_dir)[: cfg.train.epochs]
+        history = read_history(run_dir)
         if len(history) < cfg.train.epochs:
             raise MatapError(f"{run_dir}: training stopped after {len(history)} of {cfg.train.epochs} epochs; "
                              "run the same command again to continue")

@@ -59,12 +59,32 @@ def epochs_to_reach(values: Sequence[float], threshold: float, below: bool) -> i
 
 
 def oscillation(values: Sequence[float]) -> float:
-    """Mean absolute second difference |v[t+1] - 2 v[t] + v[t-1]|: zero for a straight or
-    steadily curving trajectory, large when it goes up and down from epoch to epoch."""
+    """Share of consecutive epoch-to-epoch changes that reverse direction: 0 for a curve
+    that only rises (or only falls), however fast it learns; 1 for one that goes up and
+    down every epoch. NaN with fewer than 3 values."""
     v = np.asarray(values, dtype=float)
     if v.size < 3:
         return float("nan")
-    return float(np.abs(np.diff(v, n=2)).mean())
+    steps = np.sign(np.diff(v))
+    return float(np.mean(steps[1:] * steps[:-1] < 0))
+
+
+def fmt_g(value: float | None, unit: str = "") -> str:
+    """Four significant digits, or n/a."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:.4g}{unit}"
+
+
+def finite_or_none(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None, so that it is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
@@ -82,9 +102,9 @@ def fmt_summary(s: dict[str, Any], digits: int = 4) -> str:
 
 def fmt_ci(s: dict[str, Any], digits: int = 4) -> str:
     if s["ci"] is None:
-        return "n/a (one seed)"
+        return "n/a (one seed)" if s["n"] < 2 else "n/a"
     return f"[{fmt(s['ci'][0], digits)}, {fmt(s['ci'][1], digits)}]"
 
 
-__all__ = ["FAILS", "HOLDS", "UNSURE", "epochs_to_reach", "fmt", "fmt_ci", "fmt_summary", "oscillation",
+__all__ = ["FAILS", "HOLDS", "UNSURE", "epochs_to_reach", "finite_or_none", "fmt", "fmt_ci", "fmt_g", "fmt_summary", "oscillation",
            "rolling_variance", "summary", "verdict"]
