@@ -125,7 +125,7 @@ def evaluate_run(run_dir: Path, protocols: dict[str, tuple[int, int]], seq_len: 
 
 
 def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int, num: int = 3) -> dict[str, str]:
-    """For the first seed of each model: a PNG of truth / reconstruction / prediction for
+    """For the first seed of each model: a PNG of truth / teacher-forced output / rollout for
     ``num`` validation sequences and a GIF of truth beside the prediction. Returns file names."""
     import torch
 
@@ -148,12 +148,17 @@ def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int,
             labels.append("ground truth")
         with torch.inference_mode():
             x = to_frames(torch.from_numpy(clip))
-            recon = torch.sigmoid(model.decode(model(x).z_next))[:, :, 0].numpy()
+            forced = torch.sigmoid(model.decode(model(x).z_next))[:, :, 0].numpy()
             pred = model.rollout(x[:, :context], horizon)[:, :, 0].numpy()
-        rows.append(recon)
-        labels.append(f"{MODEL_LABELS.get(name, name)}: reconstruction (teacher-forced)")
+        label = MODEL_LABELS.get(name, name)
+        if cfg.objective.name == "paper":  # trained to decode its output at t as frame t
+            rows.append(forced)
+            labels.append(f"{label}: teacher-forced output at t (the paper's reconstruction of frame t)")
+        else:  # trained to decode its output at t as frame t+1: shown under the frame it predicts
+            rows.append(np.concatenate([np.zeros_like(forced[:, :1]), forced[:, :-1]], axis=1))
+            labels.append(f"{label}: teacher-forced next-frame prediction (true frames up to t-1 in)")
         rows.append(np.concatenate([np.zeros_like(clip[:, :context], dtype=np.float32), pred], axis=1))
-        labels.append(f"{MODEL_LABELS.get(name, name)}: prediction from {context} frames")
+        labels.append(f"{label}: rollout from the first {context} frames")
         gif = f"{name}.gif"
         shown = np.concatenate([clip[:, :context].astype(np.float32) / 255, pred], axis=1)
         viz.save_gif([clip, shown], out / gif, scale=1)
@@ -171,13 +176,15 @@ def _sample_figure(rows: list[np.ndarray], labels: list[str], path: Path) -> Non
     import matplotlib.pyplot as plt
 
     blocks = [np.concatenate([np.concatenate(list(video), axis=1) for video in r], axis=0) for r in rows]
-    fig, axes = plt.subplots(len(blocks), 1, figsize=(12, 1.1 * sum(b.shape[0] for b in blocks) / 64 + 0.4 * len(blocks)))
+    width = 12.0
+    heights = [width * b.shape[0] / b.shape[1] + 0.3 for b in blocks]  # inches: the image and its title
+    fig, axes = plt.subplots(len(blocks), 1, figsize=(width, sum(heights)), gridspec_kw={"height_ratios": heights})
     for ax, block, label in zip(np.atleast_1d(axes), blocks, labels):
         ax.imshow(block, cmap="gray", vmin=0, vmax=1, aspect="equal")
-        ax.set_title(label, fontsize=8, loc="left")
+        ax.set_title(label, fontsize=10, loc="left")
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=45)
+    fig.tight_layout(pad=0.3)
+    fig.savefig(path, dpi=60)
     plt.close(fig)
 
 
