@@ -77,3 +77,23 @@ def test_channels_last_gives_the_same_reconstruction(name):
         got = bench.reconstruct(fast, x)
     assert got.shape == expected.shape == x.shape
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_folded_batchnorm_gives_the_same_outputs(name):
+    from matap.models.fuse import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = matap.build_model(name).to(memory_format=torch.channels_last)
+    model.train()
+    with torch.no_grad():  # a few training-mode passes give the BatchNorms non-trivial running statistics
+        for _ in range(3):
+            model(torch.rand(4, 6, 1, 64, 64))
+    model.eval()
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+    x = torch.rand(2, 12, 1, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(bench.reconstruct(folded, x), bench.reconstruct(model, x), rtol=0, atol=1e-5)
+        torch.testing.assert_close(folded.rollout(x[:, :4], 8), model.rollout(x[:, :4], 8), rtol=0, atol=1e-5)

@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fp32, or bf16 autocast for training and inference (default: fp32)")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                         help="convert the model to channels_last as training does (default: on)")
+    parser.add_argument("--fold-bn", action=argparse.BooleanOptionalAction, default=True,
+                        help="fold BatchNorm into the convolutions for inference and rollout, as "
+                             "'matap evaluate' does (default: on)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the encoder, cell, predictor and decoder (default: off)")
     parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
@@ -90,6 +93,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "models": models, "batch_size": batch, "seq_len": SEQ_LEN, "repeats": repeats, "warmup": warmup,
         "objective": args.objective, "device": args.device, "precision": args.precision,
         "channels_last": bool(args.channels_last), "compile": bool(args.compile), "seed": args.seed,
+        "fold_bn": bool(getattr(args, "fold_bn", True)),
         "quick": bool(getattr(args, "quick", False)), "matmul_size": base["matmul_size"],
         "rollout_context": ROLLOUT_CONTEXT, "rollout_horizon": ROLLOUT_HORIZON,
         # A rollout step decodes batch x 90 frames (4.5x a training batch): fewer repeats keep the run short.
@@ -308,6 +312,12 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
     rss = peak_rss_mb()
 
     model.eval()
+    if settings["fold_bn"]:
+        from matap.models.fuse import fold_batchnorm
+
+        model = fold_batchnorm(model)
+        if settings["compile"]:
+            _compile_in_place(model)
     context = to_frames(batch[:, :ROLLOUT_CONTEXT])
 
     def infer() -> None:
@@ -346,7 +356,8 @@ def format_table(report: dict[str, Any]) -> str:
         f"torch {m['torch']}, python {m['python']}; device {device}",
         f"settings batch {s['batch_size']} x {s['seq_len']} frames of 64x64, objective {s['objective']}, "
         f"{s['precision']}, channels_last {'on' if s['channels_last'] else 'off'}, "
-        f"compile {'on' if s['compile'] else 'off'}; median of {s['repeats']} after {s['warmup']} warm-up; "
+        f"compile {'on' if s['compile'] else 'off'}, BatchNorm folded for inference "
+        f"{'on' if s.get('fold_bn', True) else 'off'}; median of {s['repeats']} after {s['warmup']} warm-up; "
         f"rollout {s['rollout_context']} -> {s['rollout_horizon']}",
         f"ceiling  fp32 matmul {s['matmul_size']}x{s['matmul_size']}: {report['matmul_gflops']:.1f} GFLOP/s "
         f"(training FLOPs taken as {s['train_flops_factor']:g}x forward)",

@@ -265,6 +265,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if context < 1 or horizon < 1 or context + horizon > T:
         raise MatapError(f"--context {context} + --horizon {horizon} must be >= 1 each and fit the {T}-frame videos")
     clip = np.array(videos[: args.num, : context + horizon])
+    from matap.models.fuse import fold_batchnorm
+
+    model = fold_batchnorm(model)
     with torch.inference_mode():
         pred = model.rollout(to_frames(torch.from_numpy(clip))[:, :context], horizon)[:, :, 0].numpy()
     truth = clip
