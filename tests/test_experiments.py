@@ -61,6 +61,8 @@ def test_compare_report_shows_the_numbers_of_results_json(experiments):
         assert rows[label][:3] == [fmt_summary(t1["val_loss"]), fmt_summary(t1["val_ssim"]), fmt_summary(t1["train_loss"])]
         assert rows[label][3] == f"{results['parameters'][name]:,}"
     assert results["parameters"] == {"matap": 4906977, "gru": 4873633}
+    assert results["num_runs"] == 4 and results["runs_seconds"] > 0
+    assert f"{results['runs_seconds']:.0f} s of training over the 4 runs" in (out / "report.md").read_text()
     for claim in results["claims"]:
         assert rows[claim["claim"]][-1] == f"**{claim['verdict']}**"
         assert len(rows[claim["claim"]]) == 6  # no stray '|' splitting a cell

@@ -11,7 +11,7 @@ from typing import Any
 from matap.errors import MatapError
 from matap.experiments import stats
 from matap.experiments.report import base_results, check_eval_length, check_out, evaluate_run, header, table, write
-from matap.experiments.runs import ensure_runs, run_config
+from matap.experiments.runs import ensure_runs, run_config, total_seconds
 
 # name -> (overrides, description). "matap" and "gru" share their run folders with `matap compare`.
 VARIANTS: dict[str, tuple[list[str], str]] = {
@@ -46,6 +46,7 @@ def run(args: Any) -> Path:
     t0 = time.perf_counter()
     runs = ensure_runs(args.config, list(args.overrides), chosen, args.seeds, runs_dir)
     train_seconds = time.perf_counter() - t0
+    runs_seconds, num_runs = total_seconds(runs), sum(len(v) for v in runs.values())
     results = base_results("ablate", args, cfg, args.command_line)
     frame_term = "val_rec" if cfg.objective.name == "paper" else "val_next"
     context, horizon = cfg.eval.context, cfg.eval.horizon
@@ -66,7 +67,8 @@ def run(args: Any) -> Path:
     results.update({"variants": rows, "frame_term": frame_term, "epochs": cfg.train.epochs,
                     "evaluation": {"context": context, "horizon": horizon},
                     "headline_ssim": "val_ssim_recon" if cfg.objective.name == "paper" else "val_ssim_next",
-                    "train_seconds": train_seconds, "wall_seconds": time.perf_counter() - start})
+                    "train_seconds": train_seconds, "runs_seconds": runs_seconds, "num_runs": num_runs,
+                    "wall_seconds": time.perf_counter() - start})
     return write(out, results)
 
 

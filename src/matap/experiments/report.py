@@ -51,8 +51,9 @@ def header(results: dict[str, Any], title: str) -> str:
         f"- preset `{results['preset']}` with overrides: {', '.join(f'`{o}`' for o in results['overrides']) or 'none'};"
         f" objective `{results['objective']}`; seeds {', '.join(map(str, results['seeds']))}",
         f"- data: {results['data']}",
-        f"- compute: {results['train_seconds']:.0f} s of training in this invocation "
-        f"(runs reused from earlier invocations count 0), {results['wall_seconds']:.0f} s wall in all",
+        f"- compute: {results['runs_seconds']:.0f} s of training over the {results['num_runs']} runs behind "
+        f"this report (each run's logged training time, summed; {results['train_seconds']:.0f} s of it in the "
+        f"invocation that wrote this report, which took {results['wall_seconds']:.0f} s wall in all)",
         f"- machine: {device}; torch {m['torch']}, Python {m['python']}",
         f"- written {results['written']} by matap {results['matap_version']}; every measured number below is "
         f"in `{RESULTS}` and this file is rendered from it (`matap report DIR` renders it again); the "

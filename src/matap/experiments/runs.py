@@ -30,6 +30,7 @@ class Run:
     run_dir: Path
     config: Config
     history: list[dict[str, float]]
+    seconds: float = 0.0  # training wall time of the run (all its invocations together)
 
     def column(self, key: str) -> list[float]:
         """The per-epoch values of ``key`` (e.g. ``val_loss``), epoch 1 first."""
@@ -44,6 +45,19 @@ def read_history(run_dir: Path) -> list[dict[str, float]]:
         return []
     with path.open(newline="") as fh:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+
+def training_seconds(run_dir: Path) -> float:
+    """Wall time the run spent training, from the first to the last event of each TensorBoard
+    event file (one per start or resume), summed: setup before the first event is not counted."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    total = 0.0
+    for path in sorted((run_dir / "tb").glob("events.out.tfevents.*")):
+        times = [event.wall_time for event in EventFileLoader(str(path)).Load()]
+        if times:
+            total += max(times) - min(times)
+    return total
 
 
 def run_config(preset: str, overrides: list[str], variant_overrides: list[str], seed: int) -> Config:
@@ -120,8 +134,12 @@ def ensure_runs(preset: str, overrides: list[str], variants: dict[str, list[str]
         if len(history) < cfg.train.epochs:
             raise MatapError(f"{run_dir}: training stopped after {len(history)} of {cfg.train.epochs} epochs; "
                              "run the same command again to continue")
-        runs[name].append(Run(name, seed, run_dir, cfg, history))
+        runs[name].append(Run(name, seed, run_dir, cfg, history, training_seconds(run_dir)))
     return runs
 
 
-__all__ = ["Run", "ensure_runs", "read_history", "run_config"]
+def total_seconds(runs: dict[str, list[Run]]) -> float:
+    return sum(r.seconds for model_runs in runs.values() for r in model_runs)
+
+
+__all__ = ["Run", "ensure_runs", "read_history", "run_config", "total_seconds", "training_seconds"]
