@@ -92,6 +92,7 @@ def test_ablate_reports_each_variant(experiments):
     out = experiments / "ablate"
     results = json.loads((out / "results.json").read_text())
     assert list(results["variants"]) == ["k5", "matap", "gru"]
+    assert (out / "ablate.png").stat().st_size > 0
     rows = rows_of((out / "report.md").read_text())
     for name, v in results["variants"].items():
         assert rows[name][1:4] == [fmt_summary(v["val_bce"]), fmt_summary(v["val_loss"]), fmt_summary(v["val_ssim"])]

@@ -68,8 +68,34 @@ def run(args: Any) -> Path:
                     "evaluation": {"context": context, "horizon": horizon},
                     "headline_ssim": "val_ssim_recon" if cfg.objective.name == "paper" else "val_ssim_next",
                     "train_seconds": train_seconds, "runs_seconds": runs_seconds, "num_runs": num_runs,
-                    "wall_seconds": time.perf_counter() - start})
+                    "files": {"figure": "ablate.png"}})
+    out.mkdir(parents=True, exist_ok=True)
+    _figure(rows, ev_label=f"{context}->{horizon} SSIM", path=out / "ablate.png")
+    results["wall_seconds"] = time.perf_counter() - start
     return write(out, results)
+
+
+def _figure(rows: dict[str, Any], ev_label: str, path: Path) -> None:
+    """One bar per variant and metric: the mean over seeds, the range of seeds as dots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rows)
+    panels = (("val BCE (lower is better)", "val_bce"), ("val SSIM", "val_ssim"), (ev_label, "predict_ssim"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
+    for ax, (title, key) in zip(axes, panels):
+        means = [rows[n][key]["mean"] for n in names]
+        ax.bar(range(len(names)), means, color="#8fb3d9")
+        for i, n in enumerate(names):
+            ax.plot([i] * rows[n][key]["n"], rows[n][key]["values"], "k.", markersize=4)
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+    plt.close(fig)
 
 
 def render(r: dict[str, Any]) -> str:
@@ -91,7 +117,8 @@ def render(r: dict[str, Any]) -> str:
                          f"{ev['context']}->{ev['horizon']} SSIM"], k_rows), ""]
     c_rows = [[name, v[name]["description"], fs(v[name]["val_bce"]), fs(v[name]["val_loss"]), fs(v[name]["val_ssim"]),
                fs(v[name]["predict_ssim"]), fs(v[name]["predict_mse"], 1)] for name in v]
-    parts += ["## Components", "",
+    parts += ["## Components", "", f"![ablations]({r['files']['figure']})", "",
+              "Bars: the mean over seeds; dots: each seed.", "",
               table(["variant", "what changes", "val BCE ↓", "val loss ↓", "val SSIM ↑",
                      f"{ev['context']}->{ev['horizon']} SSIM ↑", "MSE / frame ↓"], c_rows), ""]
     if len(r["seeds"]) > 1:
