@@ -11,7 +11,7 @@ from typing import Any
 from matap.errors import MatapError
 from matap.experiments import stats
 from matap.experiments.report import base_results, check_eval_length, check_out, evaluate_run, header, table, write
-from matap.experiments.runs import ensure_runs, run_config, total_seconds
+from matap.experiments.runs import compute_used, ensure_runs, run_config
 
 # name -> (overrides, description). "matap" and "gru" share their run folders with `matap compare`.
 VARIANTS: dict[str, tuple[list[str], str]] = {
@@ -45,8 +45,7 @@ def run(args: Any) -> Path:
     check_eval_length(cfg, cfg.eval.context + cfg.eval.horizon)
     t0 = time.perf_counter()
     runs = ensure_runs(args.config, list(args.overrides), chosen, args.seeds, runs_dir)
-    train_seconds = time.perf_counter() - t0
-    runs_seconds, num_runs = total_seconds(runs), sum(len(v) for v in runs.values())
+    used = compute_used(runs, time.perf_counter() - t0)
     results = base_results("ablate", args, cfg, args.command_line)
     frame_term = "val_rec" if cfg.objective.name == "paper" else "val_next"
     context, horizon = cfg.eval.context, cfg.eval.horizon
@@ -67,8 +66,7 @@ def run(args: Any) -> Path:
     results.update({"variants": rows, "frame_term": frame_term, "epochs": cfg.train.epochs,
                     "evaluation": {"context": context, "horizon": horizon},
                     "headline_ssim": "val_ssim_recon" if cfg.objective.name == "paper" else "val_ssim_next",
-                    "train_seconds": train_seconds, "runs_seconds": runs_seconds, "num_runs": num_runs,
-                    "files": {"figure": "ablate.png"}})
+                    **used, "files": {"figure": "ablate.png"}})
     out.mkdir(parents=True, exist_ok=True)
     _figure(rows, ev_label=f"{context}->{horizon} SSIM", path=out / "ablate.png")
     results["wall_seconds"] = time.perf_counter() - start

@@ -13,7 +13,7 @@ import numpy as np
 from matap.experiments import stats
 from matap.experiments.report import (MODEL_LABELS, base_results, check_eval_length, check_out, curves_figure,
                                       evaluate_run, header, sample_pictures, table, write)
-from matap.experiments.runs import Run, ensure_runs, run_config, total_seconds
+from matap.experiments.runs import Run, compute_used, ensure_runs, run_config
 
 VARIANTS = {"matap": [], "gru": ["model.name=gru"]}
 
@@ -52,8 +52,7 @@ def run(args: Any) -> Path:
     check_eval_length(cfg, cfg.eval.context + cfg.eval.horizon)
     t0 = time.perf_counter()
     runs = ensure_runs(args.config, overrides, VARIANTS, args.seeds, runs_dir)
-    train_seconds = time.perf_counter() - t0
-    runs_seconds, num_runs = total_seconds(runs), sum(len(v) for v in runs.values())
+    used = compute_used(runs, time.perf_counter() - t0)
     results = base_results("compare", args, cfg, args.command_line)
     results.update(analyse(runs))
     print("evaluating the final models on the validation set")
@@ -71,7 +70,7 @@ def run(args: Any) -> Path:
     _figure1(results, out / files["figure1"])
     files.update(sample_pictures(runs, out, context, horizon))
     results["files"] = files
-    results.update({"train_seconds": train_seconds, "runs_seconds": runs_seconds, "num_runs": num_runs})
+    results.update(used)
     results["wall_seconds"] = time.perf_counter() - start
     return write(out, results)
 

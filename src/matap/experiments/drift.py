@@ -15,7 +15,7 @@ from matap.experiments import stats
 from matap.experiments.compare import VARIANTS
 from matap.experiments.report import (MODEL_LABELS, base_results, check_out, curves_figure, evaluate_run,
                                       header, sample_pictures, table, write)
-from matap.experiments.runs import ensure_runs, run_config, total_seconds
+from matap.experiments.runs import compute_used, ensure_runs, run_config
 
 SSIM_LEVELS = (0.5, 0.4, 0.3, 0.2, 0.1)
 CURVE_METRICS = ("ssim", "mse", "bce")
@@ -37,8 +37,7 @@ def run(args: Any) -> Path:
     check_out(out, runs_dir)
     t0 = time.perf_counter()
     runs = ensure_runs(args.config, list(args.overrides), VARIANTS, args.seeds, runs_dir)
-    train_seconds = time.perf_counter() - t0
-    runs_seconds, num_runs = total_seconds(runs), sum(len(v) for v in runs.values())
+    used = compute_used(runs, time.perf_counter() - t0)
     print(f"rolling out {args.context} -> {args.horizon} frames on the validation set")
     curves = {name: {m: [] for m in CURVE_METRICS} for name in runs}
     for name, model_runs in runs.items():
@@ -49,7 +48,7 @@ def run(args: Any) -> Path:
                 curves[name][m].append(result[m]["per_timestep"])
     results = base_results("drift", args, cfg, args.command_line)
     results.update(analyse(curves, args.context, args.horizon, cfg.data.seq_len))
-    results.update({"train_seconds": train_seconds, "runs_seconds": runs_seconds, "num_runs": num_runs})
+    results.update(used)
     out.mkdir(parents=True, exist_ok=True)
     panels = [(f"{m.upper()} per predicted frame", {MODEL_LABELS[n]: curves[n][m] for n in runs}) for m in CURVE_METRICS]
     curves_figure(panels, f"frames after the {args.context} context frames", out / "drift.png")

@@ -52,8 +52,8 @@ def header(results: dict[str, Any], title: str) -> str:
         f" objective `{results['objective']}`; seeds {', '.join(map(str, results['seeds']))}",
         f"- data: {results['data']}",
         f"- compute: {results['runs_seconds']:.0f} s of training over the {results['num_runs']} runs behind "
-        f"this report (each run's logged training time, summed; {results['train_seconds']:.0f} s of it in the "
-        f"invocation that wrote this report, which took {results['wall_seconds']:.0f} s wall in all)",
+        f"this report (each run's logged training time, summed); the invocation that wrote this report "
+        f"trained {results['num_trained']} of them and took {results['wall_seconds']:.0f} s wall in all",
         f"- machine: {device}; torch {m['torch']}, Python {m['python']}",
         f"- written {results['written']} by matap {results['matap_version']}; every measured number below is "
         f"in `{RESULTS}` and this file is rendered from it (`matap report DIR` renders it again); the "

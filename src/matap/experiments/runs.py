@@ -31,6 +31,7 @@ class Run:
     config: Config
     history: list[dict[str, float]]
     seconds: float = 0.0  # training wall time of the run (all its invocations together)
+    trained_here: bool = False  # trained or resumed by this invocation (not found finished)
 
     def column(self, key: str) -> list[float]:
         """The per-epoch values of ``key`` (e.g. ``val_loss``), epoch 1 first."""
@@ -134,12 +135,15 @@ def ensure_runs(preset: str, overrides: list[str], variants: dict[str, list[str]
         if len(history) < cfg.train.epochs:
             raise MatapError(f"{run_dir}: training stopped after {len(history)} of {cfg.train.epochs} epochs; "
                              "run the same command again to continue")
-        runs[name].append(Run(name, seed, run_dir, cfg, history, training_seconds(run_dir)))
+        runs[name].append(Run(name, seed, run_dir, cfg, history, training_seconds(run_dir), state != "done"))
     return runs
 
 
-def total_seconds(runs: dict[str, list[Run]]) -> float:
-    return sum(r.seconds for model_runs in runs.values() for r in model_runs)
+def compute_used(runs: dict[str, list[Run]], seconds_here: float) -> dict[str, Any]:
+    """What the runs behind a report cost: for the header every report starts with."""
+    every = [r for model_runs in runs.values() for r in model_runs]
+    return {"runs_seconds": sum(r.seconds for r in every), "num_runs": len(every),
+            "num_trained": sum(r.trained_here for r in every), "train_seconds": seconds_here}
 
 
-__all__ = ["Run", "ensure_runs", "read_history", "run_config", "total_seconds", "training_seconds"]
+__all__ = ["Run", "ensure_runs", "read_history", "run_config", "compute_used", "training_seconds"]
