@@ -23,7 +23,7 @@ def _args(*argv: str) -> argparse.Namespace:
 
 def test_quick_run_reports_every_key_for_both_models(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert bench.run(_args("--models", *MODELS, "--quick", "--json", str(out))) == 0
+    assert bench.run(_args("--models", *MODELS, "--quick", "--profile", "3", "--json", str(out))) == 0
     table = capsys.readouterr().out
     report = json.loads(out.read_text())
 
@@ -43,6 +43,13 @@ def test_quick_run_reports_every_key_for_both_models(tmp_path, capsys):
             assert isinstance(value, float) and math.isfinite(value) and value > 0, (name, key, value)
         assert result["train_flops_per_frame"] == pytest.approx(3 * result["infer_flops_per_frame"])
         assert result["matmul_gflops"] == report["matmul_gflops"]
+        assert 0 <= result["train_kernel_cpu_share"] <= 1
+        profile = result["train_profile"]
+        assert len(profile) == 3 and all(row["op"].startswith("aten::") for row in profile)
+        assert [row["ms_per_step"] for row in profile] == sorted((row["ms_per_step"] for row in profile), reverse=True)
+        assert 0 < sum(row["share"] for row in profile) <= 1
+        assert f"profile  {name}: training step, top 3 operators" in table
+        assert profile[0]["op"][:43] in table
         assert name in table
     for column in ("train fr/s", "infer fr/s", "rollout fr/s", "data fr/s", "peak RSS MB"):
         assert column in table
@@ -62,6 +69,11 @@ def test_quick_fills_only_what_is_not_given():
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(MatapError, match="unknown model"):
         bench.run(_args("--models", "nope", "--quick"))
+
+
+def test_negative_profile_is_a_clear_error():
+    with pytest.raises(MatapError, match="--profile -1"):
+        bench._settings(_args("--profile", "-1"))
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -9,8 +9,10 @@ For every model (at the paper's configuration) it times, on batches of
 - a latent rollout of 90 frames from 10 context frames;
 - the data pipeline (``make_loader`` over uint8 videos + ``to_frames``);
 
-and reports peak resident memory, a measured fp32 matmul ceiling, and each
-throughput as a fraction of that ceiling from the model's FLOPs per frame.
+and reports peak resident memory, a measured fp32 matmul ceiling, each
+throughput as a fraction of that ceiling from the model's FLOPs per frame, the
+share of the training step's CPU time spent in the kernel, and (``--profile N``)
+the N operators that took the most time in the training step.
 
 Only ``argparse``/``json``-level imports happen at module import time, so that
 ``matap --help`` stays fast; torch is imported inside the functions.
@@ -35,6 +37,7 @@ ROLLOUT_CONTEXT = 10  # rollout: context frames in ...
 ROLLOUT_HORIZON = 90  # ... predicted frames out
 DATA_SEQUENCES = 256  # sequences in the array the data pipeline iterates over
 TRAIN_FLOPS_FACTOR = 3.0  # training step ~ forward + backward (2x forward)
+PROFILE_STEPS = 2     # training steps recorded by --profile
 
 DEFAULTS = {"batch_size": 32, "repeats": 5, "warmup": 2, "matmul_size": 2048}
 QUICK = {"batch_size": 4, "repeats": 2, "warmup": 1, "matmul_size": 1024}
@@ -69,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
                         help="measure each model in a fresh Python process, so that its peak RSS and allocator "
                              "state are its own (default: on)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also profile two training steps with torch.profiler and list the N operators "
+                             "that took the most self time (default: 0, off)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and data (default: 0)")
     parser.add_argument("--json", metavar="FILE", help="also write the results to this JSON file")
     parser.add_argument("--quick", action="store_true",
@@ -86,6 +92,9 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     warmup = args.warmup if args.warmup is not None else base["warmup"]
     if batch < 1 or repeats < 1 or warmup < 0:
         raise MatapError("--batch-size and --repeats must be >= 1 and --warmup >= 0")
+    profile = getattr(args, "profile", 0) or 0
+    if profile < 0:
+        raise MatapError(f"--profile {profile}: give the number of operators to list (0 = off)")
     models = [name for item in args.models for name in item.split(",") if name]
     if not models:
         raise MatapError("--models: give at least one model name")
@@ -93,7 +102,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "models": models, "batch_size": batch, "seq_len": SEQ_LEN, "repeats": repeats, "warmup": warmup,
         "objective": args.objective, "device": args.device, "precision": args.precision,
         "channels_last": bool(args.channels_last), "compile": bool(args.compile), "seed": args.seed,
-        "fold_bn": bool(getattr(args, "fold_bn", True)),
+        "fold_bn": bool(getattr(args, "fold_bn", True)), "profile": profile, "profile_steps": PROFILE_STEPS,
         "quick": bool(getattr(args, "quick", False)), "matmul_size": base["matmul_size"],
         "rollout_context": ROLLOUT_CONTEXT, "rollout_horizon": ROLLOUT_HORIZON,
         # A rollout step decodes batch x 90 frames (4.5x a training batch): fewer repeats keep the run short.
@@ -264,6 +273,24 @@ def data_frames_per_s(videos: Any, batch_size: int, device: Any, warmup: int, re
     return videos.shape[0] * videos.shape[1] / seconds
 
 
+def profile_steps(step: Callable[[], Any], steps: int, top: int, device: Any) -> list[dict[str, Any]]:
+    """Run ``step`` ``steps`` times under ``torch.profiler``; the ``top`` operators by self time (device
+    time on a GPU, CPU time otherwise), per step, with their share of all operators' self time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        _sync(device)
+    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = list(prof.key_averages())
+    total = sum(getattr(e, attr) for e in events) or 1.0
+    ranked = sorted(events, key=lambda e: getattr(e, attr), reverse=True)[:top]
+    return [{"op": e.key, "ms_per_step": getattr(e, attr) / 1e3 / steps, "share": getattr(e, attr) / total,
+             "calls_per_step": e.count / steps} for e in ranked]
+
+
 def _compile_in_place(model: Any) -> None:
     for part in (model.encoder, model.cell, model.predictor, model.decoder):
         part.compile()
@@ -308,8 +335,13 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
         optimizer.zero_grad(set_to_none=True)
 
     model.train()
+    cpu_before = os.times()
     train_s = _median_seconds(train_step, warmup, repeats, device)
+    cpu_after = os.times()
     rss = peak_rss_mb()
+    user_s, sys_s = cpu_after.user - cpu_before.user, cpu_after.system - cpu_before.system
+    profile = profile_steps(train_step, settings["profile_steps"], settings["profile"], device) \
+        if settings["profile"] else []
 
     model.eval()
     if settings["fold_bn"]:
@@ -345,6 +377,8 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
         "infer_fraction_of_ceiling": infer_fps * infer_flops / (ceiling_gflops * 1e9),
         "train_flops_per_frame": train_flops,
         "infer_flops_per_frame": infer_flops,
+        "train_kernel_cpu_share": sys_s / (user_s + sys_s) if user_s + sys_s > 0 else None,
+        "train_profile": profile,
     }
 
 
@@ -372,16 +406,29 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"note     {s['precision']} throughput against the fp32 ceiling: fractions may exceed 100%")
     lines.append("")
     cols = ("model", "train fr/s", "infer fr/s", "rollout fr/s", "data fr/s", "peak RSS MB",
-            "train ceil", "infer ceil", "fwd MFLOP/fr")
-    widths = (8, 11, 11, 13, 11, 12, 11, 11, 13)
+            "train ceil", "infer ceil", "fwd MFLOP/fr", "kernel CPU")
+    widths = (8, 11, 11, 13, 11, 12, 11, 11, 13, 11)
     lines.append("".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cols, widths))))
     for name, r in report["results"].items():
         cells = (name, f"{r['train_frames_per_s']:,.1f}", f"{r['infer_frames_per_s']:,.1f}",
                  f"{r['rollout_frames_per_s']:,.1f}", f"{r['data_frames_per_s']:,.0f}", f"{r['peak_rss_mb']:,.0f}",
                  f"{100 * r['train_fraction_of_ceiling']:.1f}%", f"{100 * r['infer_fraction_of_ceiling']:.1f}%",
-                 f"{r['infer_flops_per_frame'] / 1e6:,.1f}")
+                 f"{r['infer_flops_per_frame'] / 1e6:,.1f}", _percent(r.get("train_kernel_cpu_share")))
         lines.append("".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))))
+    lines.append("kernel CPU: share of the training step's CPU time spent in the kernel (page faults, threads)")
+    for name, r in report["results"].items():
+        if r.get("train_profile"):
+            unit = "device" if m["device"].startswith("cuda") else "CPU"
+            lines += ["", f"profile  {name}: training step, top {len(r['train_profile'])} operators by self {unit} "
+                          f"time (over {s.get('profile_steps', PROFILE_STEPS)} steps)",
+                      f"{'operator':<44}{'ms/step':>10}{'share':>8}{'calls/step':>12}"]
+            lines += [f"{row['op'][:43]:<44}{row['ms_per_step']:>10,.1f}{100 * row['share']:>7.1f}%"
+                      f"{row['calls_per_step']:>12,.0f}" for row in r["train_profile"]]
     return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def _device(settings: dict[str, Any]) -> Any:
@@ -464,7 +511,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 result = bench_model(name, torch.from_numpy(batch).to(device), settings, device, ceiling)
             result["data_frames_per_s"] = data_fps
-            results[name] = {key: float(value) for key, value in result.items()}
+            results[name] = {key: value if key == "train_profile" or value is None else float(value)
+                             for key, value in result.items()}
 
     machine["bench_wall_s"] = time.perf_counter() - wall_start
     machine.update(_contention(counters_start, _cpu_counters()))
