@@ -50,6 +50,7 @@ def test_resolved_config_round_trips_through_yaml():
         ("model.name=lstm", "model.name must be one of"),
         ("data.image_size=32", "must be 64"),
         ("train.lr=nan", "finite"),
+        ("train.precision=fp8", "train.precision must be one of"),
         ("epochs", "section.key=value"),
         ("objective.rollout_weight=1", None),
     ],
@@ -103,3 +104,27 @@ def test_none_is_a_choice_for_choice_keys_and_empty_for_optional_keys():
     cfg = load_config("quick", ["train.schedule=none", "data.cache_dir=none"])
     assert cfg.train.schedule == "none"
     assert cfg.data.cache_dir is None
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_computes_it(monkeypatch):
+    import torch
+
+    from matap.training.run import resolve_precision
+
+    assert resolve_precision("cpu", "32-true") == "32-true"
+    assert resolve_precision("gpu", "16-mixed") == "16-mixed"
+    assert resolve_precision("mps", "auto") == "32-true"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert resolve_precision("cpu", "auto") == "32-true"
+    assert resolve_precision("auto", "auto") == "32-true"
+    assert resolve_precision("gpu", "auto") == "32-true"  # asked for a GPU, none here: no bf16 claimed
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert resolve_precision("cpu", "auto") == "bf16-mixed"
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert resolve_precision("cpu", "auto") == "32-true"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolve_precision("auto", "auto") == "bf16-mixed"
+    assert resolve_precision("cpu", "auto") == "32-true"  # the CPU is asked for, the GPU is not used

@@ -126,9 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_config_summary(cfg: Any) -> None:
+    from matap.training.run import resolve_precision
+
     m, o, t, d = cfg.model, cfg.objective, cfg.train, cfg.data
+    precision = resolve_precision(t.accelerator, t.precision)
+    precision += " (auto)" if t.precision == "auto" else ""
     print(f"model {m.name} (d={m.latent_dim}, K={m.memory_size}, heads={m.num_heads})  objective {o.name}  "
-          f"data {d.source}/{d.motion} {d.train_size}+{d.val_size}x{d.seq_len}  epochs {t.epochs}  batch {t.batch_size}  lr {t.lr}")
+          f"data {d.source}/{d.motion} {d.train_size}+{d.val_size}x{d.seq_len}  epochs {t.epochs}  batch {t.batch_size}  "
+          f"lr {t.lr}  precision {precision}")
 
 
 def cmd_data(args: argparse.Namespace) -> int:

@@ -72,7 +72,7 @@ class TrainConfig:
     devices: Any = "auto"          # Lightning devices: an int, a list, or "auto"
     num_nodes: int = 1
     strategy: str = "auto"         # "auto", "ddp", "ddp_spawn", ...
-    precision: str = "32-true"     # "32-true", "bf16-mixed", "16-mixed", ...
+    precision: str = "32-true"     # "32-true", "bf16-mixed", "16-mixed", ..., or "auto" (see resolve_precision)
     limit_train_batches: float = 1.0
     log_every_n_steps: int = 10
     progress_bar: bool = True
@@ -105,6 +105,8 @@ _CHOICES = {
     ("data", "motion"): ("reference", "classic"),
     ("objective", "name"): ("paper", "predict"),
     ("train", "schedule"): ("none", "cosine"),
+    ("train", "precision"): ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true", "bf16-true", "16-true",
+                             "32", "bf16", "16", "64"),
 }
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +129,39 @@ def _prepare_run_dir(run_dir: Path, cfg: Config, overwrite: bool) -> None:
     _write_atomic(run_dir / "config.yaml", cfg.to_yaml())
 
 
-def _trainer(cfg: Config, run_dir: Path, callback: RunCheckpoint) -> L.Trainer:
+class _NoAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def _quiet_lightning() -> None:
+    """Drop Lightning's advertisements and a deprecation warning it raises against itself: the
+    user's log keeps what concerns the run."""
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _NoAdverts) for f in log.filters):
+        log.addFilter(_NoAdverts())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
+def resolve_precision(accelerator: str, precision: str) -> str:
+    """The Lightning precision a run uses. ``auto``: bf16 autocast (``bf16-mixed``) where the hardware
+    computes bf16 natively (a CUDA GPU that supports it; a CPU with AVX-512 BF16 or AMX, as oneDNN
+    reports), full fp32 (``32-true``) elsewhere, where emulated bf16 would be slower."""
+    if precision != "auto":
+        return precision
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+    if accelerator not in ("cpu", "auto"):
+        return "32-true"
+    try:
+        native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):  # a private oneDNN query: absent from some builds
+        native = False
+    return "bf16-mixed" if native else "32-true"
+
+
+def _trainer(cfg: Config, run_dir: Path, callback: RunCheckpoint, batches: int) -> L.Trainer:
+    _quiet_lightning()
     t = cfg.train
     limit = t.limit_train_batches if t.limit_train_batches <= 1 else int(t.limit_train_batches)
     return L.Trainer(
@@ -136,7 +170,7 @@ def _trainer(cfg: Config, run_dir: Path, callback: RunCheckpoint) -> L.Trainer:
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy=t.strategy,
-        precision=t.precision,
+        precision=resolve_precision(t.accelerator, t.precision),
         gradient_clip_val=t.grad_clip or None,
         gradient_clip_algorithm="norm",
         deterministic=t.deterministic,
@@ -145,8 +179,8 @@ def _trainer(cfg: Config, run_dir: Path, callback: RunCheckpoint) -> L.Trainer:
         enable_checkpointing=False,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir),
-        limit_train_batches=limit,
-        log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=None if limit == 1.0 else limit,
+        log_every_n_steps=max(1, min(t.log_every_n_steps, batches)),  # a short epoch still logs
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -164,7 +198,7 @@ def _fit(cfg: Config, run_dir: Path, ckpt_path: Path | None) -> dict[str, Any]:
     val_loader = make_loader(val_videos, cfg.eval.batch_size, False, num_workers=cfg.data.num_workers)
     module = MatapModule(cfg.to_dict())
     callback = RunCheckpoint(run_dir)
-    trainer = _trainer(cfg, run_dir, callback)
+    trainer = _trainer(cfg, run_dir, callback, len(train_loader))
     try:
         trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None,
                     weights_only=True)
