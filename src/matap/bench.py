@@ -69,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "'matap evaluate' does (default: on)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the encoder, cell, predictor and decoder (default: off)")
+    parser.add_argument("--allocator", default="keep", choices=("keep", "system"),
+                        help="keep: glibc keeps freed memory for the next step, as the other matap commands "
+                             "set it (matap.runtime); system: malloc as it is (default: keep)")
     parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
                         help="measure each model in a fresh Python process, so that its peak RSS and allocator "
                              "state are its own (default: on)")
@@ -107,7 +110,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "rollout_context": ROLLOUT_CONTEXT, "rollout_horizon": ROLLOUT_HORIZON,
         # A rollout step decodes batch x 90 frames (4.5x a training batch): fewer repeats keep the run short.
         "rollout_repeats": min(repeats, 3), "rollout_warmup": min(warmup, 1),
-        "isolate": bool(getattr(args, "isolate", True)),
+        "isolate": bool(getattr(args, "isolate", True)), "allocator": getattr(args, "allocator", "keep"),
         "data_sequences": max(DATA_SEQUENCES, batch),
         "data": "random_uint8" if getattr(args, "quick", False) else "moving_mnist",
         "train_flops_factor": TRAIN_FLOPS_FACTOR,
@@ -392,7 +395,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"{s['precision']}, channels_last {'on' if s['channels_last'] else 'off'}, "
         f"compile {'on' if s['compile'] else 'off'}, BatchNorm folded for inference "
         f"{'on' if s.get('fold_bn', True) else 'off'}; median of {s['repeats']} after {s['warmup']} warm-up; "
-        f"rollout {s['rollout_context']} -> {s['rollout_horizon']}",
+        f"rollout {s['rollout_context']} -> {s['rollout_horizon']}; malloc {s.get('allocator_in_effect', 'system')}",
         f"ceiling  fp32 matmul {s['matmul_size']}x{s['matmul_size']}: {report['matmul_gflops']:.1f} GFLOP/s "
         f"(training FLOPs taken as {s['train_flops_factor']:g}x forward)",
     ]
@@ -464,12 +467,22 @@ def _bench_in_child(name: str, batch_path: str, settings: dict[str, Any], ceilin
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _set_allocator(settings: dict[str, Any]) -> None:
+    """Apply ``--allocator`` to this process; record what took effect (``glibc-keep`` or ``system``)."""
+    from matap.runtime import allocator, keep_freed_memory
+
+    if settings["allocator"] == "keep":
+        keep_freed_memory()
+    settings["allocator_in_effect"] = allocator()
+
+
 def _child_main() -> int:
     import numpy as np
     import torch
 
     request = json.loads(sys.stdin.read())
     settings = request["settings"]
+    _set_allocator(settings)
     device = _device(settings)
     batch = torch.from_numpy(np.load(request["batch_path"])).to(device)
     result = bench_model(request["name"], batch, settings, device, request["ceiling"])
@@ -491,6 +504,13 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise MatapError(f"--models: unknown model(s) {', '.join(unknown)}; available: {', '.join(available_models())}")
     device = _device(settings)
+    if settings["allocator"] == "system" and not settings["isolate"]:
+        from matap.runtime import allocator
+
+        if allocator() != "system":
+            raise MatapError("--allocator system --no-isolate: this process already keeps freed memory; "
+                             "drop --no-isolate")
+    _set_allocator(settings)
 
     machine = machine_info(device)
     counters_start, wall_start = _cpu_counters(), time.perf_counter()

@@ -326,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = "matap " + shlex.join(sys.argv[1:] if argv is None else argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        if args.command != "bench":  # bench sets the allocator itself (--allocator)
+            from matap.runtime import keep_freed_memory
+
+            keep_freed_memory()
         return handler(args)
     except MatapError as exc:
         if args.debug:

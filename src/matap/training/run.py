@@ -27,6 +27,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from matap.config import Config, config_from_dict, parse_override, set_value, validate
 from matap.data import load_split, make_loader
 from matap.errors import MatapError
+from matap.runtime import keep_freed_memory
 from matap.training.checkpoint import AtomicCheckpointIO, safe_load
 from matap.training.module import MatapModule
 
@@ -188,6 +189,7 @@ def _trainer(cfg: Config, run_dir: Path, callback: RunCheckpoint, batches: int) 
 
 
 def _fit(cfg: Config, run_dir: Path, ckpt_path: Path | None) -> dict[str, Any]:
+    keep_freed_memory()  # large activations reused, not page-faulted in afresh every step (matap.runtime)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     train_videos = load_split(cfg.data, "train")
     val_videos = load_split(cfg.data, "val")

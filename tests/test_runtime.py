@@ -1,0 +1,63 @@
+"""matap.runtime: glibc keeps freed memory for reuse (checked in fresh interpreters)."""
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from matap.errors import MatapError
+from matap.runtime import keep_freed_memory
+
+PROBE = """
+import ctypes, sys
+from matap.runtime import allocator, keep_freed_memory
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+applied = keep_freed_memory()
+before = libc.mallinfo2().hblkhd  # bytes in mmapped blocks (Python's own, from start-up)
+block = libc.malloc(200 << 20)  # far above glibc's largest mmap threshold (32 MiB)
+mmapped = libc.mallinfo2().hblkhd - before
+libc.free(block)
+kept = libc.mallinfo2().fordblks  # free bytes still held by the heap
+print(applied, allocator(), mmapped, kept)
+"""
+
+linux_glibc = pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                                 reason="the allocator setting applies to glibc on Linux only")
+
+
+def _probe(**env: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True,
+                         env={**os.environ, **env})
+    return out.stdout.split()
+
+
+@linux_glibc
+def test_large_blocks_come_from_the_heap_and_stay_there_once_freed():
+    applied, name, mmapped, kept = _probe(MATAP_ALLOCATOR="keep")
+    assert (applied, name) == ("True", "glibc-keep")
+    assert int(mmapped) == 0
+    assert int(kept) >= 200 << 20
+
+
+@linux_glibc
+def test_system_leaves_malloc_alone():
+    applied, name, mmapped, kept = _probe(MATAP_ALLOCATOR="system")
+    assert (applied, name) == ("False", "system")
+    assert int(mmapped) >= 200 << 20  # glibc's default: a block this large is mapped, and unmapped when freed
+    assert int(kept) < 200 << 20
+
+
+def test_an_unknown_choice_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("MATAP_ALLOCATOR", "tcmalloc")
+    with pytest.raises(MatapError, match="MATAP_ALLOCATOR='tcmalloc'"):
+        keep_freed_memory()
