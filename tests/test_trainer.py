@@ -1,0 +1,23 @@
+"""How the Lightning trainer is set up: the log interval and what reaches the user's log."""
+
+import logging
+
+from matap.config import load_config
+from matap.training.run import RunCheckpoint, _trainer
+
+
+def test_log_interval_is_capped_at_the_batches_of_an_epoch(tmp_path):
+    cfg = load_config("smoke", ["train.log_every_n_steps=10"])
+    assert _trainer(cfg, tmp_path, RunCheckpoint(tmp_path), batches=3).log_every_n_steps == 3
+    assert _trainer(cfg, tmp_path, RunCheckpoint(tmp_path), batches=50).log_every_n_steps == 10
+
+
+def test_lightning_adverts_are_dropped_and_its_other_messages_kept(tmp_path, caplog):
+    _trainer(load_config("smoke"), tmp_path, RunCheckpoint(tmp_path), batches=2)
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    with caplog.at_level(logging.INFO, logger=log.name):
+        log.info("💡 Tip: install something")
+        log.info("GPU available: False")
+    messages = [record.getMessage() for record in caplog.records]
+    assert "GPU available: False" in messages
+    assert not any("Tip:" in message for message in messages)
