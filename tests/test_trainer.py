@@ -21,3 +21,20 @@ def test_lightning_adverts_are_dropped_and_its_other_messages_kept(tmp_path, cap
     messages = [record.getMessage() for record in caplog.records]
     assert "GPU available: False" in messages
     assert not any("Tip:" in message for message in messages)
+
+
+def test_ctrl_c_inside_an_epochs_save_is_delivered_after_it():
+    import os
+    import signal
+
+    import pytest
+
+    from matap.training.run import deferred_sigint
+
+    written = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_sigint():
+            os.kill(os.getpid(), signal.SIGINT)
+            written.append("history.csv")  # reached: the interrupt waited for the block
+    assert written == ["history.csv"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -9,11 +9,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
 import os
 import shutil
+import signal
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,26 @@ def _write_atomic(path: Path, text: str) -> None:
 def _is_launched_worker() -> bool:
     """True in the processes that a distributed launcher starts besides global rank 0."""
     return any(os.environ.get(var, "0") not in ("", "0") for var in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+@contextlib.contextmanager
+def deferred_sigint():
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block and deliver it when the block ends, so
+    that files written together are all written. Outside the main thread, a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            else:
+                raise KeyboardInterrupt
 
 
 class RunCheckpoint(Callback):
@@ -94,13 +117,14 @@ class RunCheckpoint(Callback):
         if improved:
             self.best = score
         ckpt_dir = self.run_dir / "checkpoints"
-        trainer.save_checkpoint(ckpt_dir / "last.ckpt", weights_only=False)
-        if trainer.is_global_zero:
-            self._write_history()
-            if improved:
-                tmp = ckpt_dir / ".best.ckpt.tmp"
-                shutil.copyfile(ckpt_dir / "last.ckpt", tmp)
-                os.replace(tmp, ckpt_dir / "best.ckpt")
+        with deferred_sigint():  # last.ckpt, history.csv and best.ckpt describe the same epoch
+            trainer.save_checkpoint(ckpt_dir / "last.ckpt", weights_only=False)
+            if trainer.is_global_zero:
+                self._write_history()
+                if improved:
+                    tmp = ckpt_dir / ".best.ckpt.tmp"
+                    shutil.copyfile(ckpt_dir / "last.ckpt", tmp)
+                    os.replace(tmp, ckpt_dir / "best.ckpt")
         trainer.strategy.barrier()
 
     def _write_history(self) -> None:
