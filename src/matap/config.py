@@ -32,6 +32,7 @@ class DataConfig:
     train_size: int = 3000
     val_size: int = 500
     seed: int = 0                  # data seed: every sequence is a function of (seed, split, index)
+    stream: bool = False           # generated data: new training sequences every epoch (train_size per epoch)
     cache_dir: str | None = None   # default: ~/.cache/matap
     num_workers: int = 0
 
@@ -57,6 +58,8 @@ class ObjectiveConfig:
     ae_weight: float = 1.0         # predict: weight of the autoencoder term
     rollout_weight: float = 0.0    # predict: weight of the latent-rollout term (0 = off)
     rollout_context: int = 10      # predict: context frames before the rollout term
+    rollout_ramp: float = 0.0      # predict: share of training over which the rollout horizon grows from 1 frame
+                                   # to all the frames after the context (0 = the full horizon from the start)
 
 
 @dataclass
@@ -65,7 +68,8 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     grad_clip: float = 1.0         # global gradient norm; 0 = no clipping
-    schedule: str = "none"         # "none" or "cosine"
+    schedule: str = "none"         # "none" or "cosine" (over the steps, or over max_time when it is set)
+    max_time: float = 0.0          # minutes of training (0 = no limit): no epoch starts that would end past it
     seed: int = 0
     deterministic: bool = False
     accelerator: str = "auto"      # Lightning accelerator: "cpu", "gpu", "auto", ...
@@ -272,6 +276,8 @@ def validate(cfg: Config) -> None:
         raise MatapError(f"data.image_size must be 64 (the encoder A.1 is built for 64x64 frames), got {d.image_size}")
     if d.source == "idx" and not d.idx_dir:
         raise MatapError("data.source=idx needs data.idx_dir=FOLDER with MNIST/Fashion-MNIST IDX files")
+    if d.stream and d.source == "array":
+        raise MatapError("data.stream draws new generated sequences; it does not apply to data.source=array")
     if d.source == "array" and not (d.train_path and d.val_path):
         raise MatapError("data.source=array needs data.train_path=FILE and data.val_path=FILE (.npy or .npz)")
     for key in ("latent_dim", "memory_size", "num_heads"):
@@ -286,6 +292,8 @@ def validate(cfg: Config) -> None:
             raise MatapError(f"model.{key} must be in [0, 1), got {value}")
     for key in ("latent_weight", "ae_weight", "rollout_weight"):
         positive("objective", key, 0)
+    if not 0.0 <= o.rollout_ramp <= 1.0:
+        raise MatapError(f"objective.rollout_ramp must be in [0, 1], got {o.rollout_ramp}")
     if o.rollout_weight > 0 and not 1 <= o.rollout_context < d.seq_len:
         raise MatapError(
             f"objective.rollout_context must be in [1, data.seq_len) = [1, {d.seq_len}), got {o.rollout_context}"
@@ -294,6 +302,7 @@ def validate(cfg: Config) -> None:
     positive("train", "batch_size")
     positive("train", "num_nodes")
     positive("train", "log_every_n_steps")
+    positive("train", "max_time", 0)
     if t.lr <= 0:
         raise MatapError(f"train.lr must be > 0, got {t.lr}")
     positive("train", "grad_clip", 0)

@@ -41,7 +41,8 @@ class PaperObjective:
     def __init__(self, cfg: ObjectiveConfig) -> None:
         self.latent_weight = cfg.latent_weight
 
-    def __call__(self, model: LatentVideoModel, x: torch.Tensor, with_frames: bool = False) -> ObjectiveOutput:
+    def __call__(self, model: LatentVideoModel, x: torch.Tensor, with_frames: bool = False,
+                 progress: float = 1.0) -> ObjectiveOutput:
         out = model(x)                                                 # z, z_next: (B, T, d)
         logits = model.decode(out.z_next)                              # (B, T, 1, H, W)
         rec = _bce(logits, x)
@@ -64,14 +65,26 @@ class PredictObjective:
         self.ae_weight = cfg.ae_weight
         self.rollout_weight = cfg.rollout_weight
         self.rollout_context = cfg.rollout_context
+        self.rollout_ramp = cfg.rollout_ramp
 
-    def __call__(self, model: LatentVideoModel, x: torch.Tensor, with_frames: bool = False) -> ObjectiveOutput:
+    def rollout_horizon(self, seq_len: int, progress: float) -> int:
+        """Frames rolled out after the context at training ``progress`` in [0, 1]: a curriculum that
+        grows linearly from 1 to ``seq_len - rollout_context`` over the first ``rollout_ramp`` of training."""
+        full = seq_len - self.rollout_context
+        if self.rollout_ramp <= 0 or progress >= self.rollout_ramp:
+            return full
+        return max(1, min(full, 1 + int(progress / self.rollout_ramp * full)))
+
+    def __call__(self, model: LatentVideoModel, x: torch.Tensor, with_frames: bool = False,
+                 progress: float = 1.0) -> ObjectiveOutput:
+        """``progress`` (share of training done, 1 for validation) sets the rollout curriculum."""
         B, T = x.shape[:2]
         out = model(x)
         latents = [out.z_next[:, :-1], out.z]                          # (B, T-1, d), (B, T, d)
         if self.rollout_weight > 0:
             C = self.rollout_context
-            latents.append(model.rollout_latents(out.z[:, :C], T - C))  # (B, T-C, d)
+            horizon = self.rollout_horizon(T, progress)
+            latents.append(model.rollout_latents(out.z[:, :C], horizon))  # (B, horizon, d)
         # One decoder call for every latent keeps the convolutions in large batches.
         logits = model.decode(torch.cat(latents, dim=1)).split([z.shape[1] for z in latents], dim=1)
         nxt = _bce(logits[0], x[:, 1:])
@@ -83,12 +96,14 @@ class PredictObjective:
         terms = {"next": nxt, "ae": ae, "latent": latent}
         loss = nxt + self.ae_weight * ae + self.latent_weight * latent
         if self.rollout_weight > 0:
-            terms["rollout"] = _bce(logits[2], x[:, self.rollout_context:])
+            terms["rollout"] = _bce(logits[2], x[:, self.rollout_context:self.rollout_context + horizon])
             loss = loss + self.rollout_weight * terms["rollout"]
         result = ObjectiveOutput(loss, terms)
         if with_frames:
             result.pairs["next"] = (torch.sigmoid(logits[0]), x[:, 1:])
             result.pairs["recon"] = (torch.sigmoid(logits[1]), x)
+            if self.rollout_weight > 0:
+                result.pairs["rollout"] = (torch.sigmoid(logits[2]), x[:, C:C + horizon])
         return result
 
 

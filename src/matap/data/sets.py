@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from matap.config import DataConfig
+from matap.errors import MatapError
 from matap.data.digits import digits_fingerprint, load_digits
 from matap.data.files import load_videos
+from matap.data.loader import GeneratedVideos
 from matap.data.moving_mnist import GENERATOR_VERSION, generate
 
 
@@ -33,7 +35,8 @@ def cache_key(data: DataConfig, split: str, size: int, seq_len: int) -> str:
     return f"moving_mnist-{split}-{size}x{seq_len}-{digest}"
 
 
-def _save_atomic(path: Path, arr: np.ndarray) -> None:
+def save_array(path: Path, arr: np.ndarray) -> None:
+    """Write ``arr`` as .npy atomically (temporary file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
@@ -50,7 +53,7 @@ def _save_atomic(path: Path, arr: np.ndarray) -> None:
 def generated_split(data: DataConfig, split: str, seq_len: int | None = None, size: int | None = None) -> np.ndarray:
     """(N, T, 64, 64) uint8 Moving MNIST for ``split``, memory-mapped from the cache."""
     seq_len = seq_len or data.seq_len
-    size = size or (data.train_size if split == "train" else data.val_size)
+    size = size or (data.train_size if split == "train" else data.val_size)  # a test split is sized like val
     path = cache_dir(data) / (cache_key(data, split, size, seq_len) + ".npy")
     if path.exists():
         try:
@@ -61,12 +64,22 @@ def generated_split(data: DataConfig, split: str, seq_len: int | None = None, si
             pass  # a damaged cache entry is regenerated below
     digits = load_digits(data.source, split, data.idx_dir)
     videos = generate(digits, data.seed, split, range(size), seq_len, data.num_digits, data.motion, data.image_size)
-    _save_atomic(path, videos)
+    save_array(path, videos)
     return np.load(path, mmap_mode="r")
 
 
+def training_stream(data: DataConfig) -> GeneratedVideos:
+    """Training sequences drawn afresh every epoch (``data.stream``): epoch ``e`` holds sequences
+    ``e * train_size ...`` of the training split, so no sequence is seen twice. Epoch 0 is the
+    cached training set of :func:`load_split`; validation stays fixed."""
+    digits = load_digits(data.source, "train", data.idx_dir)
+    return GeneratedVideos(digits, data.seed, "train", data.train_size, data.seq_len, data.num_digits, data.motion)
+
+
 def load_split(data: DataConfig, split: str) -> np.ndarray:
-    """The config's ``split`` ("train" or "val") as uint8 (N, T, 64, 64)."""
+    """The config's ``split`` ("train", "val" or, for generated data, "test") as uint8 (N, T, 64, 64)."""
     if data.source == "array":
+        if split == "test":
+            raise MatapError("data.source=array has no test split; pass the test videos with --data FILE")
         return load_videos(data.train_path if split == "train" else data.val_path)
     return generated_split(data, split)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import lightning as L
@@ -25,10 +27,40 @@ class MatapModule(L.LightningModule):
         self.model = model_from_config(self.cfg.model).to(memory_format=torch.channels_last)
         self.objective = build_objective(self.cfg.objective)
         self.num_parameters = count_parameters(self.model)
+        self._clock_start = time.monotonic()
+        self._seconds_before = 0.0   # training time of earlier invocations, when resumed
+        self._epoch_start = 0.0
+        self._total_steps: float | None = None
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, across resumes."""
+        return self._seconds_before + time.monotonic() - self._clock_start
+
+    def progress(self) -> float:
+        """Share of training done, in [0, 1]: of ``train.max_time`` when set, else of the optimiser steps."""
+        budget = self.cfg.train.max_time * 60
+        if budget > 0:
+            return min(1.0, self.elapsed() / budget)
+        if self._total_steps is None:
+            self._total_steps = float(self.trainer.estimated_stepping_batches)
+        total = self._total_steps
+        return min(1.0, self.global_step / total) if total and math.isfinite(total) else 0.0
+
+    def on_fit_start(self) -> None:
+        self._clock_start = time.monotonic()
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = self.elapsed()
+
+    def on_train_epoch_end(self) -> None:
+        # Stop before an epoch that would end past the time budget (epochs take about as long as the last).
+        budget = self.cfg.train.max_time * 60
+        if budget > 0 and self.elapsed() + (self.elapsed() - self._epoch_start) > budget:
+            self.trainer.should_stop = True
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         x = to_frames(batch)
-        out = self.objective(self.model, x)
+        out = self.objective(self.model, x, progress=self.progress())
         if not torch.isfinite(out.loss):
             raise FloatingPointError(
                 f"non-finite training loss ({out.loss.item()}) at epoch {self.current_epoch + 1}, "
@@ -57,6 +89,13 @@ class MatapModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.train.lr)
+        if self.cfg.train.schedule == "cosine" and self.cfg.train.max_time > 0:
+            # Over the time budget: the rate follows the clock, whatever the machine's speed.
+            def cosine_of_progress(step: int) -> float:  # a plain function: LambdaLR does not save it
+                return 0.5 * (1.0 + math.cos(math.pi * self.progress()))
+
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_of_progress)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         if self.cfg.train.schedule == "cosine":
             steps = max(1, int(self.trainer.estimated_stepping_batches))
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
@@ -68,3 +107,9 @@ class MatapModule(L.LightningModule):
 
         checkpoint["matap_config"] = self.cfg.to_dict()
         checkpoint["matap_version"] = __version__
+        checkpoint["matap_train_seconds"] = self.elapsed()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._seconds_before = float(checkpoint.get("matap_train_seconds", 0.0))
+        self._clock_start = time.monotonic()
+

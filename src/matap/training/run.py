@@ -28,7 +28,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from matap.config import Config, config_from_dict, parse_override, set_value, validate
-from matap.data import load_split, make_loader
+from matap.data import load_split, make_loader, training_stream
 from matap.errors import MatapError
 from matap.runtime import keep_freed_memory
 from matap.training.checkpoint import AtomicCheckpointIO, safe_load
@@ -220,7 +220,8 @@ def _fit(cfg: Config, run_dir: Path, ckpt_path: Path | None) -> dict[str, Any]:
     for name, videos in (("train", train_videos), ("val", val_videos)):
         if videos.shape[1] < 2:
             raise MatapError(f"{name} videos have {videos.shape[1]} frame(s); at least 2 are needed")
-    train_loader = make_loader(train_videos, cfg.train.batch_size, True, cfg.train.seed, cfg.data.num_workers)
+    train_source = training_stream(cfg.data) if cfg.data.stream else train_videos
+    train_loader = make_loader(train_source, cfg.train.batch_size, True, cfg.train.seed, cfg.data.num_workers)
     val_loader = make_loader(val_videos, cfg.eval.batch_size, False, num_workers=cfg.data.num_workers)
     module = MatapModule(cfg.to_dict())
     callback = RunCheckpoint(run_dir)

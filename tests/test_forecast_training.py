@@ -1,0 +1,115 @@
+"""The ingredients of prediction training: a stream of fresh training sequences, the
+rollout curriculum, and the time budget."""
+
+import numpy as np
+import pytest
+import torch
+
+from matap.config import DataConfig, ObjectiveConfig, load_config
+from matap.data import GeneratedVideos, generate, generated_split, make_loader, training_stream
+from matap.data.digits import load_digits
+from matap.errors import MatapError
+from matap.models import build_model
+from matap.objectives import PredictObjective
+
+
+def _stream_config(tmp_path, **kw) -> DataConfig:
+    kw = {"train_size": 6, "val_size": 4, "seq_len": 5, **kw}
+    return DataConfig(stream=True, cache_dir=str(tmp_path), **kw)
+
+
+def test_stream_epoch_zero_is_the_cached_training_set_and_later_epochs_are_new(tmp_path):
+    cfg = _stream_config(tmp_path)
+    stream = training_stream(cfg)
+    loader = make_loader(stream, 3, shuffle=True, seed=1)
+    epoch0 = torch.cat(list(loader))
+    cached = np.asarray(generated_split(cfg, "train"))
+    # the same sequences as the cached set, in a shuffled order
+    assert sorted(v.tobytes() for v in epoch0.numpy()) == sorted(v.tobytes() for v in cached)
+    loader.sampler.set_epoch(1)
+    epoch1 = torch.cat(list(loader)).numpy()
+    expected = generate(load_digits("mnist", "train"), cfg.seed, "train", range(6, 12), seq_len=5)
+    assert sorted(v.tobytes() for v in epoch1) == sorted(v.tobytes() for v in expected)
+    assert not set(v.tobytes() for v in epoch1) & set(v.tobytes() for v in cached)
+
+
+def test_stream_is_a_function_of_seed_and_index(tmp_path):
+    cfg = _stream_config(tmp_path)
+    a, b = training_stream(cfg), training_stream(cfg)
+    np.testing.assert_array_equal(a.__getitems__([40, 3]).numpy(), b.__getitems__([40, 3]).numpy())
+    np.testing.assert_array_equal(a[40].numpy(), b.__getitems__([7, 40])[1].numpy())
+    other_seed = training_stream(_stream_config(tmp_path, seed=1))
+    assert not torch.equal(a[40], other_seed[40])
+    first, again = make_loader(a, 2, True, seed=5), make_loader(b, 2, True, seed=5)
+    for loader in (first, again):
+        loader.sampler.set_epoch(3)
+    assert all(torch.equal(x, y) for x, y in zip(first, again))
+
+
+def _crop(image: np.ndarray) -> bytes:
+    rows, cols = np.nonzero(image)
+    return image[rows.min():rows.max() + 1, cols.min():cols.max() + 1].tobytes()
+
+
+def test_stream_draws_training_digits_only(tmp_path):
+    train, held_out = load_digits("mnist", "train"), load_digits("mnist", "val")
+    train_crops = {_crop(d) for d in train if d.any()}
+    held_out_crops = {_crop(d) for d in held_out if d.any()} - train_crops
+    stream = training_stream(_stream_config(tmp_path, num_digits=1, motion="classic", seq_len=1))
+    assert isinstance(stream, GeneratedVideos)
+    frames = stream.__getitems__(list(range(1000, 1050))).numpy()[:, 0]  # one digit on black: the digit itself
+    crops = {_crop(f) for f in frames}
+    assert crops <= train_crops
+    assert not crops & held_out_crops
+
+
+def test_test_split_uses_held_out_digits_and_differs_from_validation(tmp_path):
+    np.testing.assert_array_equal(load_digits("mnist", "test"), load_digits("mnist", "val"))
+    cfg = DataConfig(train_size=2, val_size=3, seq_len=4, cache_dir=str(tmp_path))
+    val, test = generated_split(cfg, "val"), generated_split(cfg, "test")
+    assert test.shape == val.shape and not np.array_equal(test, val)
+
+
+def test_stream_needs_generated_data():
+    with pytest.raises(MatapError, match="data.stream"):
+        load_config("smoke", ["data.stream=true", "data.source=array", "data.train_path=a.npy",
+                              "data.val_path=b.npy"])
+
+
+@pytest.mark.parametrize("progress, expected", [(0.0, 1), (0.1, 3), (0.25, 6), (0.49, 10), (0.5, 10), (1.0, 10)])
+def test_rollout_curriculum_grows_the_horizon(progress, expected):
+    objective = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=10, rollout_ramp=0.5))
+    assert objective.rollout_horizon(20, progress) == expected
+
+
+def test_without_a_ramp_the_full_horizon_is_trained_from_the_start():
+    objective = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=4, rollout_ramp=0.0))
+    assert objective.rollout_horizon(8, 0.0) == 4
+
+
+def test_rollout_term_scores_the_curriculum_horizon_against_the_right_frames():
+    torch.manual_seed(0)
+    model = build_model("matap", encoder_dropout=0.0, predictor_dropout=0.0, attn_dropout=0.0).eval()
+    objective = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=3, rollout_ramp=0.5))
+    x = torch.rand(2, 8, 1, 64, 64)
+    out = objective(model, x, with_frames=True, progress=0.2)  # horizon 1 + int(0.4 * 5) = 3
+    pred, target = out.pairs["rollout"]
+    assert pred.shape == (2, 3, 1, 64, 64)
+    torch.testing.assert_close(target, x[:, 3:6])
+    with torch.no_grad():
+        torch.testing.assert_close(pred, model.rollout(x[:, :3], 3), atol=1e-5, rtol=1e-4)
+    full = objective(model, x, with_frames=True)  # validation: progress 1, every frame after the context
+    assert full.pairs["rollout"][0].shape[1] == 5
+
+
+def test_time_budget_stops_before_an_epoch_that_would_not_fit(tmp_path):
+    from matap.cli import main
+
+    run = tmp_path / "budget"
+    # 0.001 minutes: the first epoch already takes longer, so no second epoch starts.
+    assert main(["train", "--config", "smoke", "--out", str(run), "train.epochs=4", "train.max_time=0.001",
+                 "train.schedule=cosine", "data.stream=true"]) == 0
+    rows = (run / "history.csv").read_text().strip().splitlines()
+    assert len(rows) == 2
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["matap_train_seconds"] > 0.06
