@@ -113,3 +113,36 @@ def test_time_budget_stops_before_an_epoch_that_would_not_fit(tmp_path):
     assert len(rows) == 2
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["matap_train_seconds"] > 0.06
+
+
+def test_decode_frames_scores_a_random_subset_of_frames_in_training_only():
+    torch.manual_seed(0)
+    model = build_model("matap")
+    objective = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=4, decode_frames=2))
+    x = torch.arange(8.0).div(10).view(1, 8, 1, 1, 1).expand(3, 8, 1, 64, 64).contiguous()  # frame t holds t / 10
+    out = objective(model.train(), x, with_frames=True)
+    for name, first in (("recon", 0), ("next", 1), ("rollout", 4)):
+        pred, target = out.pairs[name]
+        assert pred.shape == target.shape == (3, 2, 1, 64, 64)
+        steps = target[:, :, 0, 0, 0].mul(10).round()  # (3, 2): the timesteps picked for each sequence
+        assert all(len(set(row.tolist())) == 2 and min(row) >= first for row in steps)
+    assert "rollout_latent" in out.terms and torch.isfinite(out.loss)
+    full = objective(model.eval(), x, with_frames=True)
+    assert full.pairs["recon"][0].shape[1] == 8 and full.pairs["rollout"][0].shape[1] == 4
+
+
+def test_ssim_weight_adds_one_minus_ssim_to_each_frame_term():
+    torch.manual_seed(0)
+    model = build_model("matap").eval()
+    x = torch.rand(2, 6, 1, 64, 64).pow(4)
+    plain = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=3))
+    weighted = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=3, ssim_weight=2.0))
+    with torch.no_grad():
+        a, b = plain(model, x, with_frames=True), weighted(model, x, with_frames=True)
+    from matap import metrics
+
+    for term, pair in (("next", "next"), ("ae", "recon"), ("rollout", "rollout")):
+        pred, target = a.pairs[pair]
+        expected = a.terms[term] + 2.0 * (1 - metrics.ssim(pred, target).mean())
+        torch.testing.assert_close(b.terms[term], expected, atol=1e-5, rtol=1e-5)
+    assert b.loss > a.loss

@@ -56,10 +56,13 @@ class ObjectiveConfig:
     name: str = "predict"          # "paper" (the reference's protocol) or "predict" (next-frame)
     latent_weight: float = 0.1     # lambda of Eq. 6
     ae_weight: float = 1.0         # predict: weight of the autoencoder term
-    rollout_weight: float = 0.0    # predict: weight of the latent-rollout term (0 = off)
+    rollout_weight: float = 0.0    # predict: weight of the rollout's frame term, BCE of decoded rolled-out latents
+    rollout_latent_weight: float = 0.0  # predict: weight of the rollout's latent term, distance to the encoded truth
     rollout_context: int = 10      # predict: context frames before the rollout term
     rollout_ramp: float = 0.0      # predict: share of training over which the rollout horizon grows from 1 frame
                                    # to all the frames after the context (0 = the full horizon from the start)
+    decode_frames: int = 0         # predict: frames decoded per sequence and frame term in training (0 = all)
+    ssim_weight: float = 0.0       # predict: weight of (1 - SSIM) added to each frame term
 
 
 @dataclass

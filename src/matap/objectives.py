@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.nn import functional as F
 
+from matap import metrics
 from matap.config import ObjectiveConfig
 from matap.models import LatentVideoModel
 
@@ -55,7 +56,15 @@ class PaperObjective:
 
 class PredictObjective:
     """L = BCE(D(P(h_t)), x_{t+1}) + w_ae BCE(D(z_t), x_t) + lambda ||P(h_t) - sg(z_{t+1})||^2 / Var(sg(z))
-    [+ w_roll BCE(D(rollout from C context frames), x_{C..T})]."""
+    [+ w_roll BCE(D(z^_t), x_t) + w_roll_latent ||z^_t - sg(z_t)||^2 / Var(sg(z))],
+    where z^_t (t = C+1 ... C+H) is rolled out in latent space from C context frames.
+    ``ssim_weight = w > 0`` adds w (1 - SSIM) to each frame term: SSIM punishes the faint grey
+    haze that BCE tolerates over the black background.
+
+    ``decode_frames = k > 0`` decodes, in training, only k randomly chosen frames of each
+    sequence per frame term: the decoder dominates the cost of a step, and neighbouring
+    frames carry much the same gradient, so a step covers more sequences for the same time.
+    """
 
     name = "predict"
     headline = "next"
@@ -64,8 +73,15 @@ class PredictObjective:
         self.latent_weight = cfg.latent_weight
         self.ae_weight = cfg.ae_weight
         self.rollout_weight = cfg.rollout_weight
+        self.rollout_latent_weight = cfg.rollout_latent_weight
         self.rollout_context = cfg.rollout_context
         self.rollout_ramp = cfg.rollout_ramp
+        self.decode_frames = cfg.decode_frames
+        self.ssim_weight = cfg.ssim_weight
+
+    @property
+    def rolls_out(self) -> bool:
+        return self.rollout_weight > 0 or self.rollout_latent_weight > 0
 
     def rollout_horizon(self, seq_len: int, progress: float) -> int:
         """Frames rolled out after the context at training ``progress`` in [0, 1]: a curriculum that
@@ -75,35 +91,54 @@ class PredictObjective:
             return full
         return max(1, min(full, 1 + int(progress / self.rollout_ramp * full)))
 
+    def _subsample(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """k random timesteps per sequence of latents (B, T', d) and their frames (B, T', 1, H, W)."""
+        B, T = z.shape[:2]
+        k = self.decode_frames
+        if k <= 0 or k >= T:
+            return z, x
+        picked = torch.rand(B, T, device=z.device).argsort(dim=1)[:, :k]          # (B, k)
+        rows = torch.arange(B, device=z.device)[:, None]
+        return z[rows, picked], x[rows, picked]
+
     def __call__(self, model: LatentVideoModel, x: torch.Tensor, with_frames: bool = False,
                  progress: float = 1.0) -> ObjectiveOutput:
         """``progress`` (share of training done, 1 for validation) sets the rollout curriculum."""
         B, T = x.shape[:2]
+        C = self.rollout_context
         out = model(x)
-        latents = [out.z_next[:, :-1], out.z]                          # (B, T-1, d), (B, T, d)
-        if self.rollout_weight > 0:
-            C = self.rollout_context
+        # (latents, target frames) of each frame term
+        pairs = {"next": (out.z_next[:, :-1], x[:, 1:]), "recon": (out.z, x)}  # (B, T-1, d), (B, T, d)
+        if self.rolls_out:
             horizon = self.rollout_horizon(T, progress)
-            latents.append(model.rollout_latents(out.z[:, :C], horizon))  # (B, horizon, d)
+            rolled = model.rollout_latents(out.z[:, :C], horizon)            # (B, horizon, d)
+            pairs["rollout"] = (rolled, x[:, C:C + horizon])
+        if model.training:
+            pairs = {name: self._subsample(z, frames) for name, (z, frames) in pairs.items()}
         # One decoder call for every latent keeps the convolutions in large batches.
-        logits = model.decode(torch.cat(latents, dim=1)).split([z.shape[1] for z in latents], dim=1)
-        nxt = _bce(logits[0], x[:, 1:])
-        ae = _bce(logits[1], x)
-        target = out.z[:, 1:].detach()
+        latents = [z for z, _ in pairs.values()]
+        logits = dict(zip(pairs, model.decode(torch.cat(latents, dim=1)).split([z.shape[1] for z in latents], dim=1)))
+        bce = {name: _bce(logits[name], frames) for name, (_, frames) in pairs.items()}
+        if self.ssim_weight > 0:
+            # In float32 (outside autocast): SSIM divides small local variances.
+            with torch.autocast(x.device.type, enabled=False):
+                bce = {name: value + self.ssim_weight * (1 - metrics.ssim(torch.sigmoid(logits[name].float()),
+                                                                           pairs[name][1].float()).mean())
+                       for name, value in bce.items()}
         # Relative to the spread of the latents: the encoder's scale is free, and a raw MSE
         # can grow with it until, under gradient clipping, it starves the frame terms.
-        latent = F.mse_loss(out.z_next[:, :-1], target) / target.var().clamp_min(1e-6)
-        terms = {"next": nxt, "ae": ae, "latent": latent}
-        loss = nxt + self.ae_weight * ae + self.latent_weight * latent
-        if self.rollout_weight > 0:
-            terms["rollout"] = _bce(logits[2], x[:, self.rollout_context:self.rollout_context + horizon])
-            loss = loss + self.rollout_weight * terms["rollout"]
+        target = out.z.detach()
+        spread = target[:, 1:].var().clamp_min(1e-6)
+        latent = F.mse_loss(out.z_next[:, :-1], target[:, 1:]) / spread
+        terms = {"next": bce["next"], "ae": bce["recon"], "latent": latent}
+        loss = bce["next"] + self.ae_weight * bce["recon"] + self.latent_weight * latent
+        if self.rolls_out:
+            terms["rollout"] = bce["rollout"]
+            terms["rollout_latent"] = F.mse_loss(rolled, target[:, C:C + horizon]) / spread
+            loss = loss + self.rollout_weight * terms["rollout"] + self.rollout_latent_weight * terms["rollout_latent"]
         result = ObjectiveOutput(loss, terms)
         if with_frames:
-            result.pairs["next"] = (torch.sigmoid(logits[0]), x[:, 1:])
-            result.pairs["recon"] = (torch.sigmoid(logits[1]), x)
-            if self.rollout_weight > 0:
-                result.pairs["rollout"] = (torch.sigmoid(logits[2]), x[:, C:C + horizon])
+            result.pairs = {name: (torch.sigmoid(logits[name]), frames) for name, (_, frames) in pairs.items()}
         return result
 
 
