@@ -9,22 +9,36 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from matap.baselines import BASELINES
 from matap.cli import main
 from matap.config import load_config
 from matap.experiments import stats
 from matap.experiments.compare import analyse
+from matap.experiments.report import record_baselines
 from matap.experiments.runs import Run, read_history
 from matap.experiments.stats import fmt_summary
 
 
 def rows_of(report: str) -> dict[str, list[str]]:
-    """Markdown table rows of a report, keyed by their first cell (the last such row wins)."""
+    """Markdown table rows of a report, keyed by their first cell without its '(worse than black
+    frames ...)' label (the last such row wins)."""
     rows = {}
     for line in report.splitlines():
         if line.startswith("| ") and not line.startswith("|---"):
             cells = [c.strip() for c in line.strip("|").split(" | ")]
-            rows[cells[0]] = cells[1:]
+            rows[re.sub(r" \(worse than black frames[^)]*\)$", "", cells[0])] = cells[1:]
     return rows
+
+
+def check_baselines(results: dict, report: str, steps: int) -> None:
+    """results.json holds every baseline per timestep; the report shows their rows and a verdict per model."""
+    assert list(results["baselines"]) == list(BASELINES)
+    for metrics in results["baselines"].values():
+        assert all(len(m["per_timestep"]) == steps for m in metrics.values())
+    for label in ("trivial: black frames", "trivial: last frame", "trivial: mean frame"):
+        assert f"| {label} |" in report
+    assert "## Against trivial predictions" in report and "baselines not recorded" not in report.lower()
+    assert "- against black frames: " in report
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +80,9 @@ def test_compare_report_shows_the_numbers_of_results_json(experiments):
     for claim in results["claims"]:
         assert rows[claim["claim"]][-1] == f"**{claim['verdict']}**"
         assert len(rows[claim["claim"]]) == 6  # no stray '|' splitting a cell
+    check_baselines(results, (out / "report.md").read_text(), steps=results["evaluation"]["horizon"])
+    black = results["baselines"]["black"]
+    assert rows["trivial: black frames"][2:4] == [f"{black['ssim']['mean']:.4f}", f"{black['mse']['mean']:.1f}"]
     # The curves in the JSON are the runs' own histories.
     for name in ("matap", "gru"):
         for i, seed in enumerate(results["seeds"]):
@@ -94,10 +111,11 @@ def test_ablate_reports_each_variant(experiments):
     results = json.loads((out / "results.json").read_text())
     assert list(results["variants"]) == ["k5", "matap", "gru"]
     assert (out / "ablate.png").stat().st_size > 0
-    rows = rows_of((out / "report.md").read_text())
+    rows = rows_of((out / "report.md").read_text().split("## Against trivial predictions")[0])
     for name, v in results["variants"].items():
         assert rows[name][1:4] == [fmt_summary(v["val_bce"]), fmt_summary(v["val_loss"]), fmt_summary(v["val_ssim"])]
     assert rows["5"][0] == "0.0017" and rows["10"][2] == fmt_summary(results["variants"]["matap"]["val_ssim"])
+    check_baselines(results, (out / "report.md").read_text(), steps=results["evaluation"]["horizon"])
 
 
 def test_drift_curves_cover_the_horizon_and_levels_match_them(experiments):
@@ -114,6 +132,11 @@ def test_drift_curves_cover_the_horizon_and_levels_match_them(experiments):
     rows = rows_of((out / "report.md").read_text())
     for claim in results["claims"]:
         assert rows[claim["claim"]][-1] == f"**{claim['verdict']}**"
+    check_baselines(results, (out / "report.md").read_text(), steps=12)
+    # The same sequences as the models: the baselines equal those of a fresh record on the same results.
+    again = dict(results)
+    record_baselines(again)
+    assert again["baselines"] == results["baselines"]
 
 
 def test_a_runs_folder_of_another_config_is_refused(experiments, capsys):

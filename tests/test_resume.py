@@ -77,8 +77,8 @@ def test_non_finite_loss_stops_with_the_epoch_and_step_and_keeps_the_checkpoint(
     original = PredictObjective.__call__
     calls = {"train": 0}
 
-    def poisoned(self, model, x, with_frames=False):
-        out = original(self, model, x, with_frames)
+    def poisoned(self, model, x, with_frames=False, progress=1.0):
+        out = original(self, model, x, with_frames, progress)
         if torch.is_grad_enabled():
             calls["train"] += 1
             if calls["train"] == 4:  # epoch 2, step 2 (2 training steps per smoke epoch)

@@ -32,9 +32,14 @@ def test_ctrl_c_inside_an_epochs_save_is_delivered_after_it():
     from matap.training.run import deferred_sigint
 
     written = []
-    with pytest.raises(KeyboardInterrupt):
-        with deferred_sigint():
-            os.kill(os.getpid(), signal.SIGINT)
-            written.append("history.csv")  # reached: the interrupt waited for the block
-    assert written == ["history.csv"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # A process started in the background (nohup, `cmd &`) inherits SIGINT ignored; install Python's handler.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with deferred_sigint():
+                os.kill(os.getpid(), signal.SIGINT)
+                written.append("history.csv")  # reached: the interrupt waited for the block
+        assert written == ["history.csv"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)

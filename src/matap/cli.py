@@ -37,8 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate the split of a config (cached under ~/.cache/matap or data.cache_dir) "
                                    "or inspect a .npy/.npz video file; print its shape and statistics.")
     _add_config(p)
-    p.add_argument("--split", choices=("train", "val"), default="train", help="which split of the config (default: train)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="train",
+                   help="which split of the config (default: train); test: held-out digits like val, other "
+                        "sequences, data.val_size of them")
     p.add_argument("--file", help="inspect this .npy/.npz video file instead of generating")
+    p.add_argument("--save", metavar="FILE.npy",
+                   help="write the videos as uint8 .npy, time first (T, N, 64, 64) like mnist_test_seq.npy "
+                        "when FILE's name starts with mnist_test_seq, else (N, T, 64, 64)")
     p.add_argument("--png", help="save the first --num videos as a PNG frame grid")
     p.add_argument("--gif", help="save the first --num videos as an animated GIF")
     p.add_argument("--num", type=int, default=4, help="videos to draw (default: 4)")
@@ -55,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a checkpoint: per-timestep BCE, MSE, MAE, SSIM, PSNR",
                        description="Evaluate a run folder (its best checkpoint) or a .ckpt file on its validation set "
-                                   "or on --data, under a protocol; print a table and optionally write JSON.")
+                                   "or on --data, under a protocol; print a table and optionally write JSON. "
+                                   "predict and rollout are shown beside trivial predictions of the same frames "
+                                   "(all-black frames, the last context frame repeated, the mean training frame), "
+                                   "scored alike and written under \"baselines\" in --json.")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--protocol", default="predict", choices=("reconstruct", "autoencode", "predict", "rollout"),
                    help="reconstruct: the paper's; predict: context -> horizon (default 10 -> 10); "
@@ -67,14 +75,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint of a run folder")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--json", help="write the result, with per-timestep arrays, to this file")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="predict and rollout: skip the trivial baselines scored beside the model (all-black frames, "
+                        "the last context frame, the mean training frame of the run's config)")
     p.set_defaults(handler=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="roll out a checkpoint and save context | truth | prediction as a GIF",
-                       description="Roll a checkpoint out from context frames and write an animated GIF with the "
-                                   "ground truth and the prediction side by side.")
+    p = sub.add_parser("predict", help="roll out a checkpoint; save truth | prediction as a GIF and/or a labelled PNG",
+                       description="Roll a checkpoint out from context frames (model.rollout) and write an animated "
+                                   "GIF with the ground truth and the prediction side by side (--out), a still PNG "
+                                   "(--png), or both (give at least one). The PNG has one block per sequence (the "
+                                   "first --num) of three labelled rows, frame numbers above the columns: 'context' "
+                                   "(frames 1..C), 'truth' (frames C+1..C+H) and 'prediction' (frames C+1..C+H, "
+                                   "under the truth), frames scaled 2x; below the blocks, in the same PNG, a plot of "
+                                   "the per-frame SSIM (tf.image.ssim) of the prediction against the truth, mean over "
+                                   "the shown sequences, with all-black frames and the last context frame repeated "
+                                   "as dashed baselines.")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--data", help=".npy/.npz videos; default: the run's validation set")
-    p.add_argument("--out", "-o", required=True, help="GIF file to write")
+    p.add_argument("--out", "-o", help="GIF file to write: ground truth left, prediction right")
+    p.add_argument("--png", metavar="FILE",
+                   help="PNG file to write: rows context | truth | prediction per sequence, frame numbers above, "
+                        "and the per-frame SSIM plot below them in the same PNG")
     p.add_argument("--num", type=int, default=4, help="sequences to show (default: 4)")
     p.add_argument("--context", type=int, default=None, help="context frames (default: the config's eval.context)")
     p.add_argument("--horizon", type=int, default=None, help="future frames (default: the rest of each video)")
@@ -112,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Render the report of an experiment folder (compare, ablate or drift) from its "
                                    "results.json, e.g. after upgrading matap; trains and evaluates nothing.")
     p.add_argument("folder", metavar="OUT")
+    p.add_argument("--baselines", action="store_true",
+                   help="first score the trivial baselines (all-black frames, last context frame, mean training "
+                        "frame) on the experiment's validation sequences into results.json, for one written "
+                        "before they were recorded; needs only the data, not the runs")
     p.set_defaults(handler=cmd_report)
 
     from matap import bench  # light at import time: torch loads inside bench.run
@@ -159,6 +184,16 @@ def cmd_data(args: argparse.Namespace) -> int:
           f"mean {sample.mean() / 255:.4f}  nonzero {np.count_nonzero(sample) / sample.size:.3f} (first {len(sample)} videos)")
     from matap import viz
 
+    if args.save:
+        from matap.data.files import is_time_first
+        from matap.data.sets import save_array
+
+        save = Path(args.save)
+        if save.suffix != ".npy":
+            raise MatapError(f"--save {save}: give a .npy file name")
+        time_first = is_time_first(save)
+        save_array(save, np.asarray(videos).swapaxes(0, 1) if time_first else np.asarray(videos))
+        print(f"wrote {save} ({'(T, N, 64, 64), time first' if time_first else '(N, T, 64, 64)'})")
     if args.png:
         viz.save_strip(np.asarray(videos[: args.num]), args.png)
         print(f"wrote {args.png}")
@@ -241,8 +276,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       progress=sys.stdout.isatty())
     result.update({"checkpoint": str(path), "model": cfg.model.name, "objective": cfg.objective.name,
                    "data": args.data or "validation set of the run"})
+    if args.protocol in ("predict", "rollout") and not args.no_baselines:
+        from matap.baselines import evaluate_baselines, mean_training_frame
+
+        scores = evaluate_baselines(videos, mean_training_frame(cfg), args.protocol, context, horizon,
+                                    cfg.eval.batch_size, args.device)
+        result["baselines"] = {name: value["metrics"] for name, value in scores.items()}
     print(f"checkpoint {path} ({cfg.model.name}, trained with objective {cfg.objective.name})")
     print(format_table(result))
+    if "baselines" in result:
+        from matap.baselines import format_comparison
+
+        print("\n" + format_comparison(result))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1))
@@ -258,28 +303,44 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from matap.training import load_model
     from matap.training.module import to_frames
 
-    if not args.out.lower().endswith(".gif"):
+    if not args.out and not args.png:
+        raise MatapError("give --out FILE.gif, --png FILE.png or both")
+    if args.out and not args.out.lower().endswith(".gif"):
         raise MatapError(f"--out {args.out}: give a .gif file name")
+    if args.png and not args.png.lower().endswith(".png"):
+        raise MatapError(f"--png {args.png}: give a .png file name")
     if args.num < 1:
         raise MatapError("--num must be >= 1")
+    for option in ("context", "horizon"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            raise MatapError(f"--{option} must be >= 1")
     model, cfg, _ = load_model(args.run, args.checkpoint)
     context = args.context if args.context is not None else cfg.eval.context
     videos = _videos_for(cfg, args.data, context + (args.horizon or cfg.eval.horizon))
     T = videos.shape[1]
     horizon = args.horizon if args.horizon is not None else T - context
     if context < 1 or horizon < 1 or context + horizon > T:
-        raise MatapError(f"--context {context} + --horizon {horizon} must be >= 1 each and fit the {T}-frame videos")
+        wanted = f"--context {context} + --horizon {horizon}" if args.horizon is not None \
+            else f"--context {context} + at least 1 predicted frame"
+        raise MatapError(f"the videos have {T} frames, too short for {wanted}")
     clip = np.array(videos[: args.num, : context + horizon])
     from matap.models.fuse import fold_batchnorm
 
     model = fold_batchnorm(model)
     with torch.inference_mode():
-        pred = model.rollout(to_frames(torch.from_numpy(clip))[:, :context], horizon)[:, :, 0].numpy()
+        pred = model.rollout(to_frames(torch.from_numpy(clip))[:, :context], horizon)[:, :, 0].float().numpy()
     truth = clip
-    shown_pred = np.concatenate([clip[:, :context].astype(np.float32) / 255, pred], axis=1)
-    viz.save_gif([truth, shown_pred], args.out)
-    print(f"wrote {args.out}: {len(clip)} sequences, left ground truth, right prediction "
-          f"(frames 1-{context} are the context, {context + 1}-{context + horizon} predicted)")
+    if args.out:
+        shown_pred = np.concatenate([clip[:, :context].astype(np.float32) / 255, pred], axis=1)
+        viz.save_gif([truth, shown_pred], args.out)
+        print(f"wrote {args.out}: {len(clip)} sequences, left ground truth, right prediction "
+              f"(frames 1-{context} are the context, {context + 1}-{context + horizon} predicted)")
+    if args.png:
+        curves = viz.save_prediction_strip(clip[:, :context], clip[:, context:], pred, args.png)
+        print(f"wrote {args.png}: {len(clip)} sequence{'s' * (len(clip) != 1)}, rows context (frames 1-{context}), "
+              f"truth and prediction (frames {context + 1}-{context + horizon}); below, SSIM per frame")
+        for name, values in curves.items():
+            print(f"  SSIM {name:<13}" + " ".join(f"{v:.3f}" for v in values))
     return 0
 
 
@@ -314,7 +375,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from matap.experiments.report import render_folder
 
-    print(f"wrote {render_folder(args.folder)}")
+    print(f"wrote {render_folder(args.folder, add_baselines=args.baselines)}")
     return 0
 
 

@@ -6,11 +6,15 @@
 - ``predict``: ``context`` frames in, ``horizon`` frames rolled out in latent
   space and decoded, against the true future (10 -> 10 is the standard benchmark).
 - ``rollout``: as predict, for any horizon (e.g. 10 -> 90), to show drift.
+
+One loop (:func:`score`) scores the model and the trivial baselines of
+``matap.baselines`` (all-black frames, the last context frame, the mean
+training frame), so their numbers compare row by row.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -38,7 +42,6 @@ def required_length(protocol: str, context: int, horizon: int) -> int:
     return 2 if protocol in ("reconstruct", "autoencode") else context + horizon
 
 
-@torch.inference_mode()
 def evaluate(model: LatentVideoModel, videos: np.ndarray, protocol: str = "predict", context: int = 10,
              horizon: int = 10, batch_size: int = 64, device: str | torch.device = "cpu",
              progress: bool = False) -> dict[str, Any]:
@@ -48,6 +51,19 @@ def evaluate(model: LatentVideoModel, videos: np.ndarray, protocol: str = "predi
     {"mean": float, "per_timestep": [float, ...]}}}``; the mean is over sequences
     and timesteps, per_timestep over sequences.
     """
+    model = fold_batchnorm(model.to(device))  # same outputs as model.eval(), fewer layers
+    return score(videos, lambda x: frames_for(model, x, protocol, context, horizon), protocol, context, horizon,
+                 batch_size, device, progress)
+
+
+@torch.inference_mode()
+def score(videos: np.ndarray, predict: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+          protocol: str = "predict", context: int = 10, horizon: int = 10, batch_size: int = 64,
+          device: str | torch.device = "cpu", progress: bool = False) -> dict[str, Any]:
+    """The scoring loop behind :func:`evaluate` and the trivial baselines (``matap.baselines``):
+    ``predict`` maps a batch of frames x (B, T, 1, H, W) in [0, 1] to (prediction, target), both
+    (B, T', 1, H, W); every metric of FRAME_METRICS per timestep, averaged over sequences.
+    Returns the layout of :func:`evaluate`."""
     if protocol not in PROTOCOLS:
         raise MatapError(f"--protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
     if protocol in ("predict", "rollout"):
@@ -56,14 +72,12 @@ def evaluate(model: LatentVideoModel, videos: np.ndarray, protocol: str = "predi
         if videos.shape[1] < context + horizon:
             raise MatapError(f"the videos have {videos.shape[1]} frames but --context {context} + --horizon "
                              f"{horizon} = {context + horizon} are needed")
-    model = fold_batchnorm(model.to(device))  # same outputs as model.eval(), fewer layers
     sums: dict[str, torch.Tensor] = {}
     count = 0
-    starts = range(0, len(videos), batch_size)
-    for i, start in enumerate(starts):
+    for start in range(0, len(videos), batch_size):
         batch = torch.from_numpy(np.array(videos[start:start + batch_size])).to(device)
         x = to_frames(batch)
-        pred, target = frames_for(model, x, protocol, context, horizon)
+        pred, target = predict(x)
         for name, fn in FRAME_METRICS.items():
             per_t = fn(pred, target).double().sum(0).cpu()  # (T',)
             sums[name] = sums[name] + per_t if name in sums else per_t

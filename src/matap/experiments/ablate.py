@@ -10,7 +10,8 @@ from typing import Any
 
 from matap.errors import MatapError
 from matap.experiments import stats
-from matap.experiments.report import base_results, check_eval_length, check_out, evaluate_run, header, table, write
+from matap.experiments.report import (base_results, baseline_rows, check_eval_length, check_out, evaluate_run, header,
+                                      model_label, record_baselines, table, versus_baselines, write)
 from matap.experiments.runs import compute_used, ensure_runs, run_config
 
 # name -> (overrides, description). "matap" and "gru" share their run folders with `matap compare`.
@@ -67,6 +68,7 @@ def run(args: Any) -> Path:
                     "evaluation": {"context": context, "horizon": horizon},
                     "headline_ssim": "val_ssim_recon" if cfg.objective.name == "paper" else "val_ssim_next",
                     **used, "files": {"figure": "ablate.png"}})
+    record_baselines(results)
     out.mkdir(parents=True, exist_ok=True)
     _figure(rows, ev_label=f"{context}->{horizon} SSIM", path=out / "ablate.png")
     results["wall_seconds"] = time.perf_counter() - start
@@ -97,24 +99,35 @@ def _figure(rows: dict[str, Any], ev_label: str, path: Path) -> None:
 
 
 def render(r: dict[str, Any]) -> str:
-    fs = stats.fmt_summary
+    f, fs = stats.fmt, stats.fmt_summary
     v = r["variants"]
     ev = r["evaluation"]
+    baselines = r.get("baselines")
+    per_seed = {name: {"ssim": v[name]["predict_ssim"]["values"], "mse": v[name]["predict_mse"]["values"]}
+                for name in v}
     parts = [header(r, "Ablations of MA-TAP, trained"),
              f"Every variant trained for {r['epochs']} epochs with the same data and seeds; values are mean ± "
              f"standard deviation over {len(r['seeds'])} seed(s), of the final epoch unless the column says "
              "otherwise. 'val BCE' is the validation "
              f"frame term (`{r['frame_term']}`), 'val SSIM' the {r['headline_ssim']}; the {ev['context']} -> "
-             f"{ev['horizon']} columns roll the final model out in latent space on the validation set.", ""]
-    k_rows = [[MEMORY_SIZES[name], PAPER_TABLE5[name], fs(v[name]["val_ssim_mean_over_epochs"]), fs(v[name]["val_ssim"]),
-               fs(v[name]["val_bce"]), fs(v[name]["predict_ssim"])] for name in MEMORY_SIZES if name in v]
+             f"{ev['horizon']} columns roll the final model out in latent space on the validation set; the "
+             "'trivial' rows predict the same frames without a model (see 'Against trivial predictions').", ""]
+    k_rows = [[model_label(str(MEMORY_SIZES[name]), per_seed[name], baselines), PAPER_TABLE5[name],
+               fs(v[name]["val_ssim_mean_over_epochs"]), fs(v[name]["val_ssim"]), fs(v[name]["val_bce"]),
+               fs(v[name]["predict_ssim"])] for name in MEMORY_SIZES if name in v]
     if k_rows:
+        if baselines is not None:
+            k_rows += baseline_rows(baselines, lambda b: ["", "", "", "", f(b["ssim"]["mean"])])
         parts += ["## Table 5: memory size K, trained", "",
                   "The paper's Table 5 scored untrained models (SSIM 0.0017 for every K); these are trained.", "",
                   table(["K", "SSIM (paper, untrained)", "mean val SSIM over epochs", "final val SSIM", "val BCE",
                          f"{ev['context']}->{ev['horizon']} SSIM"], k_rows), ""]
-    c_rows = [[name, v[name]["description"], fs(v[name]["val_bce"]), fs(v[name]["val_loss"]), fs(v[name]["val_ssim"]),
-               fs(v[name]["predict_ssim"]), fs(v[name]["predict_mse"], 1)] for name in v]
+    c_rows = [[model_label(name, per_seed[name], baselines), v[name]["description"], fs(v[name]["val_bce"]),
+               fs(v[name]["val_loss"]), fs(v[name]["val_ssim"]), fs(v[name]["predict_ssim"]),
+               fs(v[name]["predict_mse"], 1)] for name in v]
+    if baselines is not None:
+        c_rows += baseline_rows(baselines, lambda b: ["no model", "", "", "", f(b["ssim"]["mean"]),
+                                                      f(b["mse"]["mean"], 1)])
     parts += ["## Components", "", f"![ablations]({r['files']['figure']})", "",
               "Bars: the mean over seeds; dots: each seed.", "",
               table(["variant", "what changes", "val BCE ↓", "val loss ↓", "val SSIM ↑",
@@ -122,6 +135,7 @@ def render(r: dict[str, Any]) -> str:
     if len(r["seeds"]) > 1:
         parts += ["A difference between two variants is only worth reading when it is larger than their standard "
                   "deviations.", ""]
+    parts += versus_baselines(per_seed, baselines, f"{ev['context']} -> {ev['horizon']} prediction")
     return "\n".join(parts)
 
 

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from matap.experiments import stats
-from matap.experiments.report import (MODEL_LABELS, base_results, check_eval_length, check_out, curves_figure,
-                                      evaluate_run, header, sample_pictures, table, write)
+from matap.experiments.report import (MODEL_LABELS, base_results, baseline_rows, check_eval_length, check_out,
+                                      curves_figure, evaluate_run, header, model_label, record_baselines,
+                                      sample_pictures, table, versus_baselines, write)
 from matap.experiments.runs import Run, compute_used, ensure_runs, run_config
 
 VARIANTS = {"matap": [], "gru": ["model.name=gru"]}
@@ -65,6 +66,7 @@ def run(args: Any) -> Path:
             protocol: {metric: stats.summary([p[protocol]["metrics"][metric]["mean"] for p in per_seed])
                        for metric in per_seed[0][protocol]["metrics"]}
             for protocol in ("autoencode", "predict")}
+    record_baselines(results)
     out.mkdir(parents=True, exist_ok=True)
     files = {"figure1": "figure1.png"}
     _figure1(results, out / files["figure1"])
@@ -320,16 +322,24 @@ def render(r: dict[str, Any]) -> str:
               "Mean over seeds (line) and the range over seeds (band).", ""]
 
     ev = r["evaluation"]
+    baselines = r.get("baselines")
+    per_seed = {name: {m: ev["models"][name]["predict"][m]["values"] for m in ("ssim", "mse")}
+                for name in ("matap", "gru")}
     rows = []
     for name in ("matap", "gru"):
         e = ev["models"][name]
-        rows.append([MODEL_LABELS[name], fs(e["autoencode"]["ssim"]), fs(e["autoencode"]["bce"]),
-                     fs(e["predict"]["ssim"]), fs(e["predict"]["mse"], 1), fs(e["predict"]["mae"], 1),
-                     fs(e["predict"]["psnr"], 2)])
+        rows.append([model_label(MODEL_LABELS[name], per_seed[name], baselines), fs(e["autoencode"]["ssim"]),
+                     fs(e["autoencode"]["bce"]), fs(e["predict"]["ssim"]), fs(e["predict"]["mse"], 1),
+                     fs(e["predict"]["mae"], 1), fs(e["predict"]["psnr"], 2)])
+    if baselines is not None:
+        rows += baseline_rows(baselines, lambda b: ["", "", f(b["ssim"]["mean"]), f(b["mse"]["mean"], 1),
+                                                    f(b["mae"]["mean"], 1), f(b["psnr"]["mean"], 2)])
     parts += ["## Beyond the paper: prediction", "",
               f"The final model of each seed on the validation set: the spatial path alone (decode(encode(x)), "
               f"'AE') and {ev['context']} -> {ev['horizon']} prediction rolled out in latent space (the standard "
-              "benchmark task). MSE and MAE are per frame, summed over its pixels.", "",
+              "benchmark task). MSE and MAE are per frame, summed over its pixels. "
+              + ("The 'trivial' rows predict the same frames without a model (see 'Against trivial predictions')."
+                 if baselines is not None else "Trivial baselines: not recorded in this results.json."), "",
               table(["model", "AE SSIM", "AE BCE", f"{ev['context']}->{ev['horizon']} SSIM",
                      "MSE / frame", "MAE / frame", "PSNR dB"], rows), "",
               "For scale only: OpenSTL reports 10 -> 10 MSE / SSIM of 29.80 / 0.929 (ConvLSTM), 23.97 / 0.946 "
@@ -340,6 +350,8 @@ def render(r: dict[str, Any]) -> str:
               "Ground truth, then for each model its teacher-forced output and its rollout from the "
               f"first {ev['context']} frames (seed {r['seeds'][0]}). Animations (ground truth left, rollout right): "
               + ", ".join(f"[{MODEL_LABELS[k]}]({r['files'][k]})" for k in ("matap", "gru")) + ".", ""]
+    parts += versus_baselines({MODEL_LABELS[name]: per_seed[name] for name in ("matap", "gru")}, baselines,
+                              f"{ev['context']} -> {ev['horizon']} prediction")
 
     rows = []
     for c in r["claims"]:

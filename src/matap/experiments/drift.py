@@ -10,15 +10,18 @@ from typing import Any
 
 import numpy as np
 
+from matap.baselines import LABELS
 from matap.errors import MatapError
 from matap.experiments import stats
 from matap.experiments.compare import VARIANTS
-from matap.experiments.report import (MODEL_LABELS, base_results, check_out, curves_figure, evaluate_run,
-                                      header, sample_pictures, table, write)
+from matap.experiments.report import (MODEL_LABELS, base_results, baseline_rows, check_out, curves_figure,
+                                      evaluate_run, header, model_label, record_baselines, sample_pictures, table,
+                                      versus_baselines, write)
 from matap.experiments.runs import compute_used, ensure_runs, run_config
 
 SSIM_LEVELS = (0.5, 0.4, 0.3, 0.2, 0.1)
 CURVE_METRICS = ("ssim", "mse", "bce")
+FIGURE_BASELINES = ("black", "last_frame")  # drawn dashed in drift.png; the tables show every baseline
 
 
 def add_arguments(p: Any) -> None:
@@ -49,14 +52,25 @@ def run(args: Any) -> Path:
     results = base_results("drift", args, cfg, args.command_line)
     results.update(analyse(curves, args.context, args.horizon, cfg.data.seq_len))
     results.update(used)
+    record_baselines(results)
     out.mkdir(parents=True, exist_ok=True)
-    panels = [(f"{m.upper()} per predicted frame", {MODEL_LABELS[n]: curves[n][m] for n in runs}) for m in CURVE_METRICS]
-    curves_figure(panels, f"frames after the {args.context} context frames", out / "drift.png")
+    draw_figure(results, out)
     files = {"drift": "drift.png"}
     files.update(sample_pictures(runs, out, args.context, args.horizon, num=2))
     results["files"] = files
     results["wall_seconds"] = time.perf_counter() - start
     return write(out, results)
+
+
+def draw_figure(results: dict[str, Any], out: Path) -> None:
+    """OUT/drift.png from results.json: per-frame SSIM, MSE and BCE of each model, with all-black
+    frames and the last context frame as dashed grey lines when the baselines are recorded."""
+    curves, baselines = results["curves"], results.get("baselines")
+    panels = [(f"{m.upper()} per predicted frame", {MODEL_LABELS[n]: curves[n][m] for n in curves})
+              for m in CURVE_METRICS]
+    references = None if baselines is None else [
+        {LABELS[b]: baselines[b][m]["per_timestep"] for b in FIGURE_BASELINES} for m in CURVE_METRICS]
+    curves_figure(panels, f"frames after the {results['context']} context frames", out / "drift.png", references)
 
 
 def analyse(curves: dict[str, dict[str, list[list[float]]]], context: int, horizon: int, train_len: int
@@ -94,23 +108,32 @@ def analyse(curves: dict[str, dict[str, list[list[float]]]], context: int, horiz
 def render(r: dict[str, Any]) -> str:
     H, inside = r["horizon"], r["inside"]
     n = len(r["seeds"])
+    baselines = r.get("baselines")
+    # Per seed, the mean over the horizon: what a model is compared with the baselines on.
+    per_seed = {name: {m: [float(np.mean(c)) for c in r["curves"][name][m]] for m in ("ssim", "mse")}
+                for name in ("matap", "gru")}
     marks = sorted({t for t in (1, inside, 10, 25, 50, 75, 90, H) if 1 <= t <= H})
     parts = [header(r, f"Latent drift: {r['context']} -> {H} frames"),
              f"Both models were trained on {r['train_len']}-frame sequences and are rolled out {H} frames in latent space from "
              f"{r['context']} context frames of validation sequences. Per-frame values are means over sequences, "
-             f"then mean ± std over {n} seed(s).", "",
+             f"then mean ± std over {n} seed(s). "
+             + ("The 'trivial' rows predict the same frames without a model (see 'Against trivial predictions'); "
+                "the figure draws all-black frames and the last context frame as dashed grey lines."
+                if baselines is not None else "Trivial baselines: not recorded in this results.json."), "",
              "## Per-frame metrics", "", "![drift](drift.png)", ""]
     for m in CURVE_METRICS:
+        digits = 1 if m == "mse" else 4
         rows = []
         for name in ("matap", "gru"):
             pm = r["per_model"][name][m]
             cells = []
             for t in marks:
                 mean = pm["mean"][t - 1]
-                digits = 1 if m == "mse" else 4
                 cells.append(stats.fmt(mean, digits) if pm["std"] is None
                              else f"{stats.fmt(mean, digits)} ± {stats.fmt(pm['std'][t - 1], digits)}")
-            rows.append([MODEL_LABELS[name], *cells])
+            rows.append([model_label(MODEL_LABELS[name], per_seed[name], baselines), *cells])
+        if baselines is not None:
+            rows += baseline_rows(baselines, lambda b: [stats.fmt(b[m]["per_timestep"][t - 1], digits) for t in marks])
         parts += [f"{m.upper()} at predicted frame t:", "", table(["model", *[f"t={t}" for t in marks]], rows), ""]
     rows = []
     for level in SSIM_LEVELS:
@@ -119,6 +142,8 @@ def render(r: dict[str, Any]) -> str:
                                           for name in ("matap", "gru")]])
     parts += ["## First predicted frame below an SSIM level (one entry per seed)", "",
               table(["level", "MA-TAP", "GRU baseline"], rows), ""]
+    parts += versus_baselines({MODEL_LABELS[name]: per_seed[name] for name in ("matap", "gru")}, baselines,
+                              f"{r['context']} -> {H} rollout, mean over the {H} predicted frames")
     rows = [[c["claim"], c["measure"], stats.fmt_g(c["summary"]["mean"]), stats.fmt_ci(c["summary"]),
              f"**{c['verdict']}**"] for c in r["claims"]]
     parts += ["## Verdicts", "",
@@ -132,4 +157,4 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-__all__ = ["add_arguments", "analyse", "render", "run"]
+__all__ = ["add_arguments", "analyse", "draw_figure", "render", "run"]

@@ -1,6 +1,6 @@
 """What every experiment writes: results.json (every number), report.md rendered
 from it, PNG figures and GIFs; and the pieces they share (tables, evaluation of
-a run, sample pictures)."""
+a run, the trivial baselines beside it, sample pictures)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from matap.baselines import (BASELINES, HIGHER_IS_BETTER, LABELS, VERDICT_METRICS, beats, evaluate_baselines,
+                             mean_training_frame, means, verdicts, worse_than_black)
 from matap.errors import MatapError
 
 RESULTS, REPORT = "results.json", "report.md"
@@ -23,6 +25,58 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def baseline_rows(baselines: dict[str, Any], cells: Callable[[dict[str, Any]], list[str]]) -> list[list[str]]:
+    """One table row per trivial baseline: its label, then ``cells`` of its metrics (metric ->
+    {"mean", "per_timestep"})."""
+    return [[f"trivial: {LABELS[name]}", *cells(baselines[name])] for name in BASELINES]
+
+
+def model_label(label: str, per_seed: dict[str, Sequence[float]], baselines: dict[str, Any] | None) -> str:
+    """``label``, tagged when the mean over seeds of its SSIM or MSE (``per_seed``: metric ->
+    values) does not beat all-black frames."""
+    if baselines is None:
+        return label
+    tag = worse_than_black({m: float(np.mean(v)) for m, v in per_seed.items()}, means(baselines["black"]))
+    return f"{label} ({tag})" if tag else label
+
+
+def versus_baselines(models: dict[str, dict[str, Sequence[float]]], baselines: dict[str, Any] | None,
+                     task: str) -> list[str]:
+    """The report section saying whether each model beats each trivial baseline on SSIM and MSE;
+    ``models``: label -> {"ssim": per-seed values, "mse": per-seed values}, ``task`` what was scored."""
+    parts = ["## Against trivial predictions", ""]
+    if baselines is None:
+        return parts + ["Baselines not recorded: this results.json was written before matap recorded them; "
+                        "`matap report DIR --baselines` scores them on the experiment's validation sequences.", ""]
+    model_means = {label: {m: float(np.mean(v)) for m, v in per_seed.items()} for label, per_seed in models.items()}
+    lines = []
+    for b in BASELINES:
+        baseline = means(baselines[b])
+        pieces = []
+        for metric, (name, digits) in VERDICT_METRICS.items():
+            losers = [label for label, m in model_means.items() if not beats(m[metric], baseline[metric], metric)]
+            pick = max if metric in HIGHER_IS_BETTER else min
+            best = pick(model_means, key=lambda label: model_means[label][metric])
+            if len(losers) == len(models):
+                who = "no model is" if len(models) > 1 else f"{losers[0]} is not"
+                pieces.append(f"**{who} better on {name}** (best: {best}, {model_means[best][metric]:.{digits}f}; "
+                              f"{LABELS[b]}: {baseline[metric]:.{digits}f})")
+            elif losers:
+                pieces.append(f"**{', '.join(losers)} {'is' if len(losers) == 1 else 'are'} not better on {name}**")
+            else:
+                pieces.append(f"{'every model is' if len(models) > 1 else f'{best} is'} better on {name}")
+        lines.append(f"- against {LABELS[b]}: " + "; ".join(pieces) + ".")
+    rows = [[label, *[verdicts(model_means[label], means(baselines[b]), per_seed) for b in BASELINES]]
+            for label, per_seed in models.items()]
+    return parts + [
+        f"{task}, predicted without a model on the same validation sequences: all-black frames, the last "
+        "context frame repeated, and the per-pixel mean frame of the training set, scored exactly as the models. "
+        "A model is better than a baseline when its mean over seeds has the higher SSIM or the lower MSE per "
+        "frame; in brackets the two values and on how many seeds the model is better.", "",
+        *lines, "",
+        table(["model", *[f"vs {LABELS[b]}" for b in BASELINES]], rows), ""]
 
 
 def machine() -> dict[str, Any]:
@@ -60,15 +114,19 @@ def header(results: dict[str, Any], title: str) -> str:
         "paper's numbers shown beside them are quoted from the paper", ""])
 
 
+def data_description(cfg: Any) -> str:
+    d = cfg.data
+    return (f"{d.source} digits, {d.motion} motion, {d.train_size} train / {d.val_size} validation "
+            f"sequences of {d.seq_len} frames (data seed {d.seed}); scores on the validation set")
+
+
 def base_results(kind: str, args: Any, cfg: Any, command: str) -> dict[str, Any]:
     from matap import __version__
 
-    d = cfg.data
     return {"kind": kind, "command": command, "preset": args.config, "overrides": list(args.overrides),
             "objective": cfg.objective.name, "seeds": list(args.seeds), "matap_version": __version__,
             "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-            "data": f"{d.source} digits, {d.motion} motion, {d.train_size} train / {d.val_size} validation "
-                    f"sequences of {d.seq_len} frames (data seed {d.seed}); scores on the validation set",
+            "data": data_description(cfg),
             "train": {"epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "lr": cfg.train.lr,
                       "schedule": cfg.train.schedule, "precision": cfg.train.precision}}
 
@@ -84,8 +142,9 @@ def write(out: Path, results: dict[str, Any]) -> Path:
     return render_folder(out)
 
 
-def render_folder(out: str | Path) -> Path:
-    """Render OUT/report.md from OUT/results.json."""
+def render_folder(out: str | Path, add_baselines: bool = False) -> Path:
+    """Render OUT/report.md from OUT/results.json; with ``add_baselines``, first score the trivial
+    baselines on the experiment's sequences into results.json (:func:`record_baselines`)."""
     out = Path(out)
     path = out / RESULTS
     if not path.is_file():
@@ -98,6 +157,12 @@ def render_folder(out: str | Path) -> Path:
     kind = results.get("kind") if isinstance(results, dict) else None
     if kind not in renderers:
         raise MatapError(f"{path}: unknown experiment kind {kind!r}")
+    if add_baselines:
+        record_baselines(results)
+        draw = _figures_with_baselines().get(kind)
+        if draw is not None:
+            draw(results, out)
+        return write(out, results)
     (out / REPORT).write_text(renderers[kind](results))
     return out / REPORT
 
@@ -108,21 +173,60 @@ def _renderers() -> dict[str, Callable[[dict[str, Any]], str]]:
     return {"compare": compare.render, "ablate": ablate.render, "drift": drift.render}
 
 
+def _figures_with_baselines() -> dict[str, Callable[[dict[str, Any], Path], None]]:
+    """Per experiment kind, the function that draws its figures that show the baselines from results.json."""
+    from matap.experiments import drift
+
+    return {"drift": drift.draw_figure}
+
+
+def validation_videos(cfg: Any, seq_len: int | None = None) -> np.ndarray:
+    """uint8 (N, T, 64, 64): the validation set of ``cfg`` that experiments score on, generated
+    ``seq_len`` frames long when that is longer than ``data.seq_len``."""
+    from matap.data import generated_split, load_videos
+
+    if cfg.data.source == "array":
+        return load_videos(cfg.data.val_path)
+    return generated_split(cfg.data, "val", seq_len=max(cfg.data.seq_len, seq_len or 0))
+
+
 def evaluate_run(run_dir: Path, protocols: dict[str, tuple[int, int]], seq_len: int | None = None
                  ) -> dict[str, Any]:
     """Evaluate the last checkpoint of a run (the model after its final epoch) on its
     validation set, generated ``seq_len`` frames long when given; protocol -> result."""
-    from matap.data import generated_split, load_videos
     from matap.evaluation import evaluate
     from matap.training import load_model
 
     model, cfg, _ = load_model(run_dir, "last")
-    if cfg.data.source == "array":
-        videos = load_videos(cfg.data.val_path)
-    else:
-        videos = generated_split(cfg.data, "val", seq_len=max(cfg.data.seq_len, seq_len or 0))
+    videos = validation_videos(cfg, seq_len)
     return {name: evaluate(model, videos, name, context, horizon, cfg.eval.batch_size)
             for name, (context, horizon) in protocols.items()}
+
+
+def scored_predictions(results: dict[str, Any]) -> tuple[str, int, int]:
+    """The protocol, context and horizon with which an experiment scored its models' predictions:
+    10 -> 10 ``predict`` for compare and ablate, the long ``rollout`` for drift."""
+    if results["kind"] == "drift":
+        return "rollout", results["context"], results["horizon"]
+    return "predict", results["evaluation"]["context"], results["evaluation"]["horizon"]
+
+
+def record_baselines(results: dict[str, Any]) -> None:
+    """Score the trivial baselines (``matap.baselines``) on exactly the sequences the experiment
+    scored its models on (the validation set of its preset and overrides, as long as
+    :func:`evaluate_run` generated it) and store them as ``results["baselines"]``: name ->
+    metric -> {"mean", "per_timestep"}. They depend on the data only, so an older results.json
+    can gain them without its runs."""
+    from matap.experiments.runs import run_config
+
+    cfg = run_config(results["preset"], results["overrides"], [], results["seeds"][0])
+    if data_description(cfg) != results["data"]:
+        raise MatapError(f"preset {results['preset']!r} now gives other data ({data_description(cfg)}) than the "
+                         f"experiment used ({results['data']}); its baselines cannot be recomputed")
+    protocol, context, horizon = scored_predictions(results)
+    scores = evaluate_baselines(validation_videos(cfg, context + horizon), mean_training_frame(cfg), protocol,
+                                context, horizon, cfg.eval.batch_size)
+    results["baselines"] = {name: value["metrics"] for name, value in scores.items()}
 
 
 def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int, num: int = 3) -> dict[str, str]:
@@ -131,7 +235,6 @@ def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int,
     import torch
 
     from matap import viz
-    from matap.data import generated_split, load_videos
     from matap.training import load_model
     from matap.training.module import to_frames
 
@@ -142,9 +245,7 @@ def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int,
     for name, model_runs in runs.items():
         model, cfg, _ = load_model(model_runs[0].run_dir, "last")
         if clip is None:
-            videos = (load_videos(cfg.data.val_path) if cfg.data.source == "array"
-                      else generated_split(cfg.data, "val", seq_len=max(cfg.data.seq_len, context + horizon)))
-            clip = np.array(videos[:num, :context + horizon])
+            clip = np.array(validation_videos(cfg, context + horizon)[:num, :context + horizon])
             rows.append(clip.astype(np.float32) / 255)
             labels.append("ground truth")
         with torch.inference_mode():
@@ -189,21 +290,25 @@ def _sample_figure(rows: list[np.ndarray], labels: list[str], path: Path) -> Non
     plt.close(fig)
 
 
-def curves_figure(panels: list[tuple[str, dict[str, np.ndarray]]], xlabel: str, path: Path) -> None:
+def curves_figure(panels: list[tuple[str, dict[str, np.ndarray]]], xlabel: str, path: Path,
+                  references: Sequence[dict[str, Sequence[float]]] | None = None) -> None:
     """One panel per (title, {label: array (seeds, points)}): the mean over seeds as a line,
-    the min-max over seeds as a band."""
+    the min-max over seeds as a band; ``references`` (one {label: points} per panel) as dashed
+    grey lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2))
-    for ax, (title, series) in zip(np.atleast_1d(axes), panels):
+    for i, (ax, (title, series)) in enumerate(zip(np.atleast_1d(axes), panels)):
         for label, values in series.items():
             values = np.asarray(values, dtype=float)
             x = np.arange(1, values.shape[1] + 1)
             ax.plot(x, values.mean(0), label=label)
             ax.fill_between(x, values.min(0), values.max(0), alpha=0.2)
+        for (label, values), grey in zip((references[i] if references else {}).items(), ("0.25", "0.6", "0.8")):
+            ax.plot(np.arange(1, len(values) + 1), values, "--", color=grey, linewidth=1, label=label)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
@@ -228,5 +333,6 @@ def check_out(out: Path, runs_dir: Path) -> None:
         raise MatapError(f"--runs {runs_dir}: exists and is not a folder")
 
 
-__all__ = ["MODEL_LABELS", "base_results", "check_eval_length", "check_out", "curves_figure", "evaluate_run", "header", "machine",
-           "render_folder", "sample_pictures", "table", "write"]
+__all__ = ["MODEL_LABELS", "base_results", "baseline_rows", "check_eval_length", "check_out", "curves_figure",
+           "data_description", "evaluate_run", "header", "machine", "model_label", "record_baselines", "render_folder",
+           "sample_pictures", "scored_predictions", "table", "validation_videos", "versus_baselines", "write"]
