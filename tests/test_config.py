@@ -7,7 +7,7 @@ from matap.config import Config, load_config, parse_override
 from matap.errors import MatapError
 
 
-@pytest.mark.parametrize("preset", ["smoke", "quick", "paper", "configs/paper.yaml"])
+@pytest.mark.parametrize("preset", ["smoke", "quick", "forecast", "paper", "configs/paper.yaml"])
 def test_presets_load(preset):
     assert isinstance(load_config(preset), Config)
 
