@@ -157,7 +157,8 @@ def _print_config_summary(cfg: Any) -> None:
     precision = resolve_precision(t.accelerator, t.precision)
     precision += " (auto)" if t.precision == "auto" else ""
     print(f"model {m.name} (d={m.latent_dim}, K={m.memory_size}, heads={m.num_heads})  objective {o.name}  "
-          f"data {d.source}/{d.motion} {d.train_size}+{d.val_size}x{d.seq_len}  epochs {t.epochs}  batch {t.batch_size}  "
+          f"data {d.source}/{d.motion} {d.train_size}{' (new every epoch)' if d.stream else ''} + {d.val_size} x {d.seq_len} frames  "
+          f"epochs {t.epochs}{f' or {t.max_time:g} min' if t.max_time else ''}  batch {t.batch_size}  "
           f"lr {t.lr}  precision {precision}")
 
 
