@@ -54,9 +54,12 @@ class MatapModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         # Stop before an epoch that would end past the time budget (epochs take about as long as the last).
+        # Every process stops if one would: their clocks differ slightly under DDP.
         budget = self.cfg.train.max_time * 60
-        if budget > 0 and self.elapsed() + (self.elapsed() - self._epoch_start) > budget:
-            self.trainer.should_stop = True
+        if budget > 0:
+            late = self.elapsed() + (self.elapsed() - self._epoch_start) > budget
+            if self.trainer.strategy.reduce_boolean_decision(late, all=False):
+                self.trainer.should_stop = True
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         x = to_frames(batch)
