@@ -102,6 +102,44 @@ def test_rollout_term_scores_the_curriculum_horizon_against_the_right_frames():
     assert full.pairs["rollout"][0].shape[1] == 5
 
 
+def _frame_feedback_model():
+    torch.manual_seed(0)
+    return build_model("matap", encoder_dropout=0.0, predictor_dropout=0.0, attn_dropout=0.0,
+                       rollout_feedback="frame").eval()
+
+
+def test_frame_feedback_feeds_the_encoding_of_each_decoded_frame_back_into_the_cell():
+    model = _frame_feedback_model()
+    context = torch.rand(2, 3, 1, 64, 64)
+    with torch.no_grad():
+        h, state = model.unroll(model.encode(context))
+        z_next, expected = model.predictor(h[:, -1]), []
+        for _ in range(4):
+            frame = torch.sigmoid(model.decoder(z_next))
+            expected.append(frame)
+            h_t, state = model.cell(model.encoder(frame), state)
+            z_next = model.predictor(h_t)
+        torch.testing.assert_close(model.rollout(context, 4), torch.stack(expected, dim=1))
+        # the first step is the teacher-forced prediction from the context, whatever the feedback
+        model.feedback = "latent"
+        torch.testing.assert_close(model.rollout(context, 1), expected[0][:, None])
+
+
+def test_frame_feedback_rollout_term_scores_the_frames_the_rollout_decoded():
+    model = _frame_feedback_model()
+    objective = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=3, decode_frames=2))
+    x = torch.rand(2, 6, 1, 64, 64)
+    out = objective(model, x, with_frames=True)
+    pred, target = out.pairs["rollout"]
+    torch.testing.assert_close(target, x[:, 3:6])
+    with torch.no_grad():
+        torch.testing.assert_close(pred, model.rollout(x[:, :3], 3), atol=1e-5, rtol=1e-4)
+    model.train()
+    loss = objective(model, x, progress=1.0).loss
+    loss.backward()
+    assert torch.isfinite(loss) and model.encoder.features[0][0].weight.grad.abs().sum() > 0
+
+
 def test_time_budget_stops_before_an_epoch_that_would_not_fit(tmp_path):
     from matap.cli import main
 

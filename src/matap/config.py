@@ -49,6 +49,7 @@ class ModelConfig:
     use_attention: bool = True     # ablation: False replaces the attention context by zeros
     use_gate: bool = True          # ablation: False fixes the gate at 0.5
     mask_empty: bool = False       # mask memory slots not yet written (the reference does not)
+    rollout_feedback: str = "latent"  # what a rollout feeds back: "latent" (the paper) or "frame" (re-encoded)
 
 
 @dataclass
@@ -110,6 +111,7 @@ class Config:
 _CHOICES = {
     ("data", "source"): ("mnist", "idx", "array"),
     ("data", "motion"): ("reference", "classic"),
+    ("model", "rollout_feedback"): ("latent", "frame"),
     ("objective", "name"): ("paper", "predict"),
     ("train", "schedule"): ("none", "cosine"),
     ("train", "precision"): ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true", "bf16-true", "16-true",

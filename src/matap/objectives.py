@@ -57,7 +57,8 @@ class PaperObjective:
 class PredictObjective:
     """L = BCE(D(P(h_t)), x_{t+1}) + w_ae BCE(D(z_t), x_t) + lambda ||P(h_t) - sg(z_{t+1})||^2 / Var(sg(z))
     [+ w_roll BCE(D(z^_t), x_t) + w_roll_latent ||z^_t - sg(z_t)||^2 / Var(sg(z))],
-    where z^_t (t = C+1 ... C+H) is rolled out in latent space from C context frames.
+    where z^_t (t = C+1 ... C+H) is rolled out from C context frames (feeding back latents or,
+    with ``model.rollout_feedback = "frame"``, the encodings of the decoded frames).
     ``ssim_weight = w > 0`` adds w (1 - SSIM) to each frame term: SSIM punishes the faint grey
     haze that BCE tolerates over the black background.
 
@@ -109,15 +110,20 @@ class PredictObjective:
         out = model(x)
         # (latents, target frames) of each frame term
         pairs = {"next": (out.z_next[:, :-1], x[:, 1:]), "recon": (out.z, x)}  # (B, T-1, d), (B, T, d)
+        decoded: dict[str, torch.Tensor] = {}                                # logits a rollout already made
         if self.rolls_out:
             horizon = self.rollout_horizon(T, progress)
-            rolled = model.rollout_latents(out.z[:, :C], horizon)            # (B, horizon, d)
+            rolled, rolled_logits = model.rollout_steps(out.z[:, :C], horizon)  # (B, horizon, d), logits or None
             pairs["rollout"] = (rolled, x[:, C:C + horizon])
+            if rolled_logits is not None:
+                decoded["rollout"] = rolled_logits
         if model.training:
-            pairs = {name: self._subsample(z, frames) for name, (z, frames) in pairs.items()}
+            pairs = {name: pair if name in decoded else self._subsample(*pair) for name, pair in pairs.items()}
         # One decoder call for every latent keeps the convolutions in large batches.
-        latents = [z for z, _ in pairs.values()]
-        logits = dict(zip(pairs, model.decode(torch.cat(latents, dim=1)).split([z.shape[1] for z in latents], dim=1)))
+        todo = [name for name in pairs if name not in decoded]
+        latents = [pairs[name][0] for name in todo]
+        logits = dict(zip(todo, model.decode(torch.cat(latents, dim=1)).split([z.shape[1] for z in latents], dim=1)))
+        logits.update(decoded)
         bce = {name: _bce(logits[name], frames) for name, (_, frames) in pairs.items()}
         if self.ssim_weight > 0:
             # In float32 (outside autocast): SSIM divides small local variances.

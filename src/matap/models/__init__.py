@@ -63,7 +63,7 @@ def model_from_config(m: Any) -> LatentVideoModel:
         attn_dropout=m.attn_dropout, use_attention=m.use_attention, use_gate=m.use_gate,
         mask_empty=m.mask_empty,
     )
-    return LatentVideoModel(cell, m.latent_dim, m.encoder_dropout, m.predictor_dropout)
+    return LatentVideoModel(cell, m.latent_dim, m.encoder_dropout, m.predictor_dropout, m.rollout_feedback)
 
 
 def count_parameters(model: Any) -> int:

@@ -16,17 +16,27 @@ class TeacherForced(NamedTuple):
     z_next: torch.Tensor  # (B, T, d) predictions P(h_t) of z_{t+1}
 
 
+FEEDBACKS = ("latent", "frame")
+
+
 class LatentVideoModel(nn.Module):
     """Encoder A.1 + a recurrent cell + predictor + decoder A.2.
 
     Frames are (B, T, 1, 64, 64) floats in [0, 1]; decoded frames come back
     as logits of the same shape (``torch.sigmoid`` gives the frame).
+
+    ``feedback`` says what a rollout feeds back into the cell: ``"latent"`` (the paper) feeds the
+    predicted latent itself; ``"frame"`` decodes it and feeds the encoding of the decoded frame,
+    which keeps every input to the cell an encoding of a frame, as in training.
     """
 
     def __init__(self, cell: Cell, latent_dim: int = 64, encoder_dropout: float = 0.2,
-                 predictor_dropout: float = 0.1) -> None:
+                 predictor_dropout: float = 0.1, feedback: str = "latent") -> None:
         super().__init__()
+        if feedback not in FEEDBACKS:
+            raise ValueError(f"feedback must be one of {FEEDBACKS}; got {feedback!r}")
         self.latent_dim = latent_dim
+        self.feedback = feedback
         self.encoder = SpatialEncoder(latent_dim, encoder_dropout)
         self.cell = cell
         self.predictor = LatentPredictor(latent_dim, predictor_dropout)
@@ -61,16 +71,27 @@ class LatentVideoModel(nn.Module):
 
     def rollout_latents(self, z_context: torch.Tensor, horizon: int) -> torch.Tensor:
         """Given (B, C, d) context latents, predict (B, horizon, d) future latents,
-        feeding each prediction back into the cell."""
+        feeding each prediction back into the cell (see ``feedback``)."""
+        return self.rollout_steps(z_context, horizon)[0]
+
+    def rollout_steps(self, z_context: torch.Tensor, horizon: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, horizon, d) predicted latents and, with frame feedback, the (B, horizon, 1, H, W)
+        logits decoded on the way (None with latent feedback, which decodes nothing)."""
         h, state = self.unroll(z_context)
-        z_next = self.predictor(h[:, -1])
-        future = [z_next]
-        for _ in range(horizon - 1):
-            h_t, state = self.cell(z_next, state)
+        z_next = self.predictor(h[:, -1])                      # (B, d)
+        latents, logits = [z_next], []
+        for step in range(horizon):
+            if self.feedback == "frame":
+                logits.append(self.decoder(z_next))            # (B, 1, H, W)
+            if step == horizon - 1:
+                break
+            fed = self.encoder(torch.sigmoid(logits[-1])) if self.feedback == "frame" else z_next
+            h_t, state = self.cell(fed, state)
             z_next = self.predictor(h_t)
-            future.append(z_next)
-        return torch.stack(future, dim=1)
+            latents.append(z_next)
+        return torch.stack(latents, dim=1), (torch.stack(logits, dim=1) if logits else None)
 
     def rollout(self, context: torch.Tensor, horizon: int) -> torch.Tensor:
         """(B, C, 1, H, W) context frames -> (B, horizon, 1, H, W) predicted frames in [0, 1]."""
-        return torch.sigmoid(self.decode(self.rollout_latents(self.encode(context), horizon)))
+        latents, logits = self.rollout_steps(self.encode(context), horizon)
+        return torch.sigmoid(self.decode(latents) if logits is None else logits)
