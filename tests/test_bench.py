@@ -10,10 +10,10 @@ import torch
 
 import matap
 from matap import bench
-from matap.bench.measure import reconstruct
 from matap.bench.report import RESULT_KEYS
 from matap.bench.settings import resolve
 from matap.errors import MatapError
+from matap.evaluation import reconstruct
 
 MODELS = ("matap", "gru")
 

@@ -248,22 +248,14 @@ def _print_training_summary(summary: dict[str, Any]) -> None:
 
 def _videos_for(cfg: Any, data: str | None, need: int) -> Any:
     """--data if given, else the run's validation set, generated long enough for ``need`` frames."""
-    if data:
-        from matap.data import load_videos
+    from matap.data import load_videos, validation_videos
 
-        return load_videos(data)
-    if cfg.data.source == "array":
-        from matap.data import load_videos
-
-        return load_videos(cfg.data.val_path)
-    from matap.data import generated_split
-
-    return generated_split(cfg.data, "val", seq_len=max(cfg.data.seq_len, need))
+    return load_videos(data) if data else validation_videos(cfg.data, need)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from matap.checkpoint import load_model
     from matap.evaluation import evaluate, format_table, required_length
-    from matap.training import load_model
 
     model, cfg, path = load_model(args.run, args.checkpoint)
     context = args.context if args.context is not None else cfg.eval.context
@@ -290,8 +282,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         print("\n" + format_comparison(result))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        from matap.atomic import atomic_write
+
+        atomic_write(args.json, json.dumps(result, indent=1))
         print(f"wrote {args.json}")
     return 0
 
@@ -301,8 +294,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
     from matap import viz
-    from matap.training import load_model
-    from matap.training.module import to_frames
+    from matap.checkpoint import load_model
+    from matap.data import to_frames
 
     if not args.out and not args.png:
         raise MatapError("give --out FILE.gif, --png FILE.png or both")
@@ -330,10 +323,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = fold_batchnorm(model)
     with torch.inference_mode():
         pred = model.rollout(to_frames(torch.from_numpy(clip))[:, :context], horizon)[:, :, 0].float().numpy()
-    truth = clip
     if args.out:
-        shown_pred = np.concatenate([clip[:, :context].astype(np.float32) / 255, pred], axis=1)
-        viz.save_gif([truth, shown_pred], args.out)
+        viz.save_prediction_gif(clip, pred, args.out)
         print(f"wrote {args.out}: {len(clip)} sequences, left ground truth, right prediction "
               f"(frames 1-{context} are the context, {context + 1}-{context + horizon} predicted)")
     if args.png:

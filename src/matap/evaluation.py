@@ -19,20 +19,25 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from matap.data import to_frames
 from matap.errors import MatapError
 from matap.metrics import FRAME_METRICS
 from matap.models import LatentVideoModel
 from matap.models.fuse import fold_batchnorm
-from matap.training.module import to_frames
 
 PROTOCOLS = ("reconstruct", "autoencode", "predict", "rollout")
+
+
+def reconstruct(model: LatentVideoModel, x: torch.Tensor) -> torch.Tensor:
+    """The teacher-forced output: the decoded predictor output at every step t, frames (B, T, 1, H, W) in [0, 1]."""
+    return torch.sigmoid(model.decode(model(x).z_next))
 
 
 def frames_for(model: LatentVideoModel, x: torch.Tensor, protocol: str, context: int, horizon: int
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """(prediction in [0, 1], target), both (B, T', 1, H, W), for one batch of frames."""
     if protocol == "reconstruct":
-        return torch.sigmoid(model.decode(model(x).z_next)), x
+        return reconstruct(model, x), x
     if protocol == "autoencode":
         return torch.sigmoid(model.decode(model.encode(x))), x
     return model.rollout(x[:, :context], horizon), x[:, context:context + horizon]

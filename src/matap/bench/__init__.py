@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from matap.atomic import atomic_write
 from matap.bench.isolation import bench_in_child, device_of, set_allocator
 from matap.bench.report import format_table
 from matap.bench.settings import add_arguments, resolve
@@ -87,9 +88,7 @@ def run(args: argparse.Namespace) -> int:
     report = {"machine": machine, "settings": settings, "matmul_gflops": ceiling, "results": results}
     print(format_table(report))
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=1) + "\n")
+        path = atomic_write(args.json, json.dumps(report, indent=1) + "\n")
         print(f"wrote {path}")
     return 0
 

@@ -81,13 +81,6 @@ def _autocast(device: Any, precision: str):
     return contextlib.nullcontext()
 
 
-def reconstruct(model: Any, x: Any) -> Any:
-    """The ``reconstruct`` evaluation: teacher-forced, decoded predictor output, frames in [0, 1]."""
-    import torch
-
-    return torch.sigmoid(model.decode(model(x).z_next))
-
-
 def matmul_gflops(size: int, device: Any, repeats: int = 10, warmup: int = 3) -> float:
     """Measured float32 GFLOP/s of a (size x size) @ (size x size) matmul: the median of ``repeats``
     after ``warmup`` (single products vary by +-15% on a shared 2-core machine)."""
@@ -106,6 +99,8 @@ def forward_flops_per_frame(model: Any, device: Any, sequences: int = 2) -> floa
     counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix products)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
+
+    from matap.evaluation import reconstruct
 
     x = torch.rand(sequences, SEQ_LEN, 1, 64, 64, device=device)
     was_training = model.training
@@ -138,8 +133,7 @@ def videos(count: int, seed: int, digits: bool = True) -> tuple[Any, str]:
 
 def data_frames_per_s(videos: Any, batch_size: int, device: Any, warmup: int, repeats: int, seed: int) -> float:
     """Frames per second of one epoch of ``make_loader`` (shuffled) over ``videos`` + ``to_frames``."""
-    from matap.data import make_loader
-    from matap.training.module import to_frames
+    from matap.data import make_loader, to_frames
 
     loader = make_loader(videos, batch_size, shuffle=True, seed=seed)
 
@@ -190,7 +184,8 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
     """Measure one model on one uint8 (B, 20, 64, 64) batch already on ``device``."""
     import torch
 
-    from matap.training.module import to_frames
+    from matap.data import to_frames
+    from matap.evaluation import reconstruct
 
     torch.manual_seed(settings["seed"])
     module = training_module(name, settings).to(device)  # its model is channels_last, as in training
@@ -267,5 +262,5 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
 
 
 __all__ = ["bench_model", "contention", "cpu_counters", "data_frames_per_s", "forward_flops_per_frame",
-           "matmul_gflops", "median_seconds", "peak_rss_mb", "profile_steps", "reconstruct", "training_module",
+           "matmul_gflops", "median_seconds", "peak_rss_mb", "profile_steps", "training_module",
            "videos"]

@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from matap.atomic import atomic_write
 from matap.config import DataConfig
 from matap.errors import MatapError
 from matap.data.digits import digits_fingerprint, load_digits
@@ -36,18 +36,8 @@ def cache_key(data: DataConfig, split: str, size: int, seq_len: int) -> str:
 
 
 def save_array(path: Path, arr: np.ndarray) -> None:
-    """Write ``arr`` as .npy atomically (temporary file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, arr)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``arr`` as .npy atomically (:func:`matap.atomic.atomic_write`)."""
+    atomic_write(path, lambda fh: np.save(fh, arr))
 
 
 def generated_split(data: DataConfig, split: str, seq_len: int | None = None, size: int | None = None) -> np.ndarray:
@@ -74,6 +64,14 @@ def training_stream(data: DataConfig) -> GeneratedVideos:
     cached training set of :func:`load_split`; validation stays fixed."""
     digits = load_digits(data.source, "train", data.idx_dir)
     return GeneratedVideos(digits, data.seed, "train", data.train_size, data.seq_len, data.num_digits, data.motion)
+
+
+def validation_videos(data: DataConfig, seq_len: int | None = None) -> np.ndarray:
+    """uint8 (N, T, 64, 64): the validation set of ``data``, generated ``seq_len`` frames long when that is
+    longer than ``data.seq_len`` (a given file is as long as it is)."""
+    if data.source == "array":
+        return load_videos(data.val_path)
+    return generated_split(data, "val", seq_len=max(data.seq_len, seq_len or 0))
 
 
 def load_split(data: DataConfig, split: str) -> np.ndarray:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from matap.atomic import atomic_write
 from matap.errors import MatapError
 from matap.experiments import stats
 from matap.experiments.report import (base_results, baseline_rows, check_eval_length, check_out, evaluate_run, header,
@@ -94,7 +95,7 @@ def _figure(rows: dict[str, Any], ev_label: str, path: Path) -> None:
         ax.set_title(title, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=70)
+    atomic_write(path, lambda fh: fig.savefig(fh, dpi=70, format="png"))
     plt.close(fig)
 
 

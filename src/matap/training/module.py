@@ -11,13 +11,9 @@ import torch
 
 from matap import metrics
 from matap.config import Config, config_from_dict
+from matap.data import to_frames
 from matap.models import count_parameters, model_from_config
 from matap.objectives import ObjectiveOutput, build_objective
-
-
-def to_frames(batch: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 (B, T, H, W) -> float (B, T, 1, H, W) in [0, 1]."""
-    return batch.unsqueeze(2).to(dtype).div_(255.0)
 
 
 class MatapModule(L.LightningModule):
