@@ -11,11 +11,26 @@ from typing import Any, Callable
 
 from matap import __version__
 from matap.errors import MatapError
+from matap.registry import PROTOCOLS, Registry
 
 OVERRIDES_HELP = "dotted overrides section.key=value, e.g. train.epochs=3 model.memory_size=5"
 
 
+class _Help(argparse.HelpFormatter):
+    """Lists, under an option whose choices are a registry, what each entry does (filled only when
+    the help is shown, so that ``matap --help`` does not import the models)."""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        text = super()._expand_help(action)
+        if isinstance(action.choices, Registry):
+            text += "; " + "; ".join(f"{name}: {action.choices.describe(name)}" for name in action.choices)
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, formatter_class=_Help, **kwargs)
+
     def error(self, message: str) -> None:  # one line and exit status 2, like every other bad input
         self.exit(2, f"{self.prog}: error: {message}\n")
 
@@ -65,9 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(all-black frames, the last context frame repeated, the mean training frame), "
                                    "scored alike and written under \"baselines\" in --json.")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--protocol", default="predict", choices=("reconstruct", "autoencode", "predict", "rollout"),
-                   help="reconstruct: the paper's; predict: context -> horizon (default 10 -> 10); "
-                        "rollout: context -> any horizon; autoencode: decode(encode(x))")
+    p.add_argument("--protocol", default="predict", choices=PROTOCOLS, metavar="NAME",
+                   help="what to score (default: predict)")
     p.add_argument("--data", help=".npy/.npz videos (N, T, H, W) or mnist_test_seq.npy; default: the run's validation set")
     p.add_argument("--context", type=int, default=None, help="context frames (default: the config's eval.context)")
     p.add_argument("--horizon", type=int, default=None, help="future frames (default: the config's eval.horizon)")
@@ -259,7 +273,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     model, cfg, path = load_model(args.run, args.checkpoint)
     context = args.context if args.context is not None else cfg.eval.context
-    horizon = args.horizon if args.horizon is not None else (cfg.eval.horizon if args.protocol == "predict" else 90)
+    protocol = PROTOCOLS.get(args.protocol)
+    horizon = args.horizon if args.horizon is not None else protocol.horizon or cfg.eval.horizon
     if args.num is not None and args.num < 1:
         raise MatapError("--num must be >= 1")
     videos = _videos_for(cfg, args.data, required_length(args.protocol, context, horizon))
@@ -269,7 +284,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       progress=sys.stdout.isatty())
     result.update({"checkpoint": str(path), "model": cfg.model.name, "objective": cfg.objective.name,
                    "data": args.data or "validation set of the run"})
-    if args.protocol in ("predict", "rollout") and not args.no_baselines:
+    if protocol.future and not args.no_baselines:
         from matap.baselines import evaluate_baselines, mean_training_frame
 
         scores = evaluate_baselines(videos, mean_training_frame(cfg), args.protocol, context, horizon,

@@ -8,6 +8,7 @@ and invalid values raise :class:`~matap.errors.MatapError`.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -15,6 +16,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from matap.errors import MatapError
+from matap.registry import CELLS, OBJECTIVES
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -49,6 +51,9 @@ class ModelConfig:
     use_attention: bool = True     # ablation: False replaces the attention context by zeros
     use_gate: bool = True          # ablation: False fixes the gate at 0.5
     mask_empty: bool = False       # mask memory slots not yet written (the reference does not)
+    # The named cell's own options: the keywords with defaults of its constructor that are not keys above
+    # (set as model.<option>=value; written into the model section beside the keys above).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -101,16 +106,21 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["model"].update(out["model"].pop("options"))
+        return out
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "options")
+
 _CHOICES = {
     ("data", "source"): ("mnist", "idx", "array"),
     ("data", "motion"): ("reference", "classic"),
-    ("objective", "name"): ("paper", "predict"),
+    ("model", "name"): CELLS,
+    ("objective", "name"): OBJECTIVES,
     ("train", "schedule"): ("none", "cosine"),
     ("train", "precision"): ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true", "bf16-true", "16-true",
                              "32", "bf16", "16", "64"),
@@ -182,9 +192,23 @@ def set_section(cfg: Config, section: str, values: Any, origin: str) -> None:
         set_value(cfg, section, str(key), value, origin)
 
 
+def cell_options(name: str) -> dict[str, tuple[Any, Any]]:
+    """The own options of the cell registered as ``name``: keyword -> (type hint, default), the
+    keywords with defaults of its signature that are not keys of ModelConfig."""
+    factory = CELLS.get(name)
+    hints = get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
+    return {key: (hints.get(key, Any), p.default) for key, p in inspect.signature(factory).parameters.items()
+            if key not in MODEL_KEYS and p.default is not p.empty}
+
+
 def set_value(cfg: Config, section: str, key: str, value: Any, origin: str = "override") -> None:
     sec = getattr(cfg, section)
     types = _section_types(sec)
+    if section == "model":
+        types.pop("options")
+        if key not in types and any(key in cell_options(name) for name in CELLS):
+            sec.options[key] = value  # converted once model.name is known (validate)
+            return
     if key not in types:
         known = ", ".join(types)
         raise MatapError(f"{origin}: unknown key {section}.{key} (known in {section}: {known})")
@@ -252,17 +276,26 @@ def config_from_dict(mapping: dict[str, Any], origin: str = "checkpoint") -> Con
     return cfg
 
 
+def _resolve_cell_options(m: ModelConfig) -> None:
+    """Convert the options of the named cell to their types and add the defaults of those not set;
+    an option of another cell is an error."""
+    own = cell_options(m.name)
+    for key, value in m.options.items():
+        if key not in own:
+            owners = ", ".join(name for name in CELLS if key in cell_options(name))
+            raise MatapError(f"model.{key} is an option of model.name={owners}, not of {m.name}")
+        m.options[key] = _coerce("model", key, value, own[key][0])
+    m.options.update({key: default for key, (_, default) in own.items() if key not in m.options})
+
+
 def validate(cfg: Config) -> None:
-    """Check values that types alone cannot; raise MatapError naming the key and the fix."""
+    """Check values that types alone cannot; raise MatapError naming the key and the fix. Completes the
+    named cell's options with their defaults."""
     for (section, key), choices in _CHOICES.items():
         value = getattr(getattr(cfg, section), key)
         if value not in choices:
             raise MatapError(f"{section}.{key} must be one of {', '.join(choices)}; got {value!r}")
-
-    from matap.models import available_models  # local: the registry imports torch
-
-    if cfg.model.name not in available_models():
-        raise MatapError(f"model.name must be one of {', '.join(available_models())}; got {cfg.model.name!r}")
+    _resolve_cell_options(cfg.model)
 
     def positive(section: str, key: str, minimum: float = 1) -> None:
         value = getattr(getattr(cfg, section), key)

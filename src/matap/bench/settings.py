@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from matap.errors import MatapError
+from matap.registry import OBJECTIVES
 
 SEQ_LEN = 20          # frames per training / inference sequence
 ROLLOUT_CONTEXT = 10  # rollout: context frames in ...
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"timed steps; the median is reported (default: {DEFAULTS['repeats']})")
     parser.add_argument("--warmup", type=int, default=None,
                         help=f"untimed steps before timing (default: {DEFAULTS['warmup']})")
-    parser.add_argument("--objective", default="paper", choices=("paper", "predict"),
+    parser.add_argument("--objective", default="paper", choices=OBJECTIVES, metavar="NAME",
                         help="training objective of the timed training step (default: paper)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),

@@ -14,6 +14,7 @@ from matap.experiments import stats
 from matap.experiments.report import (base_results, baseline_rows, check_eval_length, check_out, evaluate_run, header,
                                       model_label, record_baselines, table, versus_baselines, write)
 from matap.experiments.runs import compute_used, ensure_runs, run_config
+from matap.registry import OBJECTIVES
 
 # name -> (overrides, description). "matap" and "gru" share their run folders with `matap compare`.
 VARIANTS: dict[str, tuple[list[str], str]] = {
@@ -49,7 +50,8 @@ def run(args: Any) -> Path:
     runs = ensure_runs(args.config, list(args.overrides), chosen, args.seeds, runs_dir)
     used = compute_used(runs, time.perf_counter() - t0)
     results = base_results("ablate", args, cfg, args.command_line)
-    frame_term = "val_rec" if cfg.objective.name == "paper" else "val_next"
+    objective = OBJECTIVES.get(cfg.objective.name)
+    frame_term = f"val_{objective.frame_term}"
     context, horizon = cfg.eval.context, cfg.eval.horizon
     print("evaluating the final models on the validation set")
     rows = {}
@@ -67,7 +69,7 @@ def run(args: Any) -> Path:
         }
     results.update({"variants": rows, "frame_term": frame_term, "epochs": cfg.train.epochs,
                     "evaluation": {"context": context, "horizon": horizon},
-                    "headline_ssim": "val_ssim_recon" if cfg.objective.name == "paper" else "val_ssim_next",
+                    "headline_ssim": f"val_ssim_{objective.headline}",
                     **used, "files": {"figure": "ablate.png"}})
     record_baselines(results)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from matap.experiments.report import (MODEL_LABELS, base_results, baseline_rows,
                                       curves_figure, evaluate_run, header, model_label, record_baselines,
                                       sample_pictures, table, versus_baselines, write)
 from matap.experiments.runs import Run, compute_used, ensure_runs, run_config
+from matap.registry import OBJECTIVES
 
 VARIANTS = {"matap": [], "gru": ["model.name=gru"]}
 
@@ -37,9 +38,8 @@ METRICS = ("val_loss", "val_ssim", "train_loss")
 
 
 def add_arguments(p: Any) -> None:
-    p.add_argument("--objective", choices=("paper", "predict"), default=None,
-                   help="paper: the reference's protocol (reproduces Table 1); predict: the corrected "
-                        "next-frame objective (default: the preset's)")
+    p.add_argument("--objective", choices=OBJECTIVES, metavar="NAME", default=None,
+                   help="the training objective (default: the preset's; paper reproduces Table 1)")
 
 
 def run(args: Any) -> Path:
@@ -87,7 +87,7 @@ def analyse(runs: dict[str, list[Run]]) -> dict[str, Any]:
     m, g = runs["matap"], runs["gru"]
     epochs = len(m[0].history)
     curves = {name: {k: [r.column(k) for r in model_runs] for k in METRICS} for name, model_runs in runs.items()}
-    headline = "val_ssim_recon" if m[0].config.objective.name == "paper" else "val_ssim_next"
+    headline = f"val_ssim_{OBJECTIVES.get(m[0].config.objective.name).headline}"
     params = {name: _parameters(model_runs[0]) for name, model_runs in runs.items()}
 
     t1: dict[str, Any] = {name: {k: stats.summary([c[-1] for c in curves[name][k]]) for k in METRICS}
@@ -243,7 +243,7 @@ def render(r: dict[str, Any]) -> str:
     f, fs = stats.fmt, stats.fmt_summary
     n = len(r["seeds"])
     what = ("the paper's protocol (the reference's objective: the predictor's output decoded against the *current* "
-            "frame)" if r["objective"] == "paper" else
+            "frame)" if OBJECTIVES.get(r["objective"]).target_offset == 0 else
             "the corrected next-frame objective (the prediction decoded against the *next* frame)")
     ssim_what = ("reconstruction SSIM (teacher-forced, against the current frame)" if r["headline_ssim"] == "val_ssim_recon"
                  else "next-frame SSIM (teacher-forced, against the next frame)")

@@ -16,6 +16,7 @@ from matap.baselines import (BASELINES, HIGHER_IS_BETTER, LABELS, VERDICT_METRIC
                              mean_training_frame, means, verdicts, worse_than_black)
 from matap.errors import MatapError
 from matap.machine import describe
+from matap.registry import OBJECTIVES
 
 RESULTS, REPORT = "results.json", "report.md"
 MODEL_LABELS = {"matap": "MA-TAP", "gru": "GRU baseline"}
@@ -232,7 +233,7 @@ def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int,
             forced = reconstruct(model, x)[:, :, 0].numpy()
             pred = model.rollout(x[:, :context], horizon)[:, :, 0].numpy()
         label = MODEL_LABELS.get(name, name)
-        if cfg.objective.name == "paper":  # trained to decode its output at t as frame t
+        if OBJECTIVES.get(cfg.objective.name).target_offset == 0:  # trained to decode its output at t as frame t
             rows.append(forced)
             labels.append(f"{label}: teacher-forced output at t (the paper's reconstruction of frame t)")
         else:  # trained to decode its output at t as frame t+1: shown under the frame it predicts
