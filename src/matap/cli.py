@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from matap import __version__
 from matap.errors import MatapError
-from matap.registry import PROTOCOLS, Registry
+from matap.registry import EXPERIMENTS, PROTOCOLS, Registry
 
 OVERRIDES_HELP = "dotted overrides section.key=value, e.g. train.epochs=3 model.memory_size=5"
 
@@ -116,24 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.set_defaults(handler=cmd_predict)
 
-    experiments = (
-        ("compare", "train MA-TAP and the GRU baseline on several seeds; the paper's Tables 1-4, Figure 1 and "
-                    "a verdict on each claim",
-         "Train MA-TAP and the GRU baseline on identical data for each seed (or reuse finished runs), then write "
-         "OUT/report.md, OUT/results.json, figures and GIFs: the paper's Tables 1-4 and Figure 1 with its numbers "
-         "beside ours, 10 -> 10 prediction scores, and a computed verdict on each of the paper's claims."),
-        ("ablate", "trained ablations: memory size K (Table 5) and components (attention, gate, masking, memory)",
-         "Train each ablation for each seed (or reuse finished runs) and write OUT/report.md and OUT/results.json: "
-         "memory size K in {5, 10, 15, 20} and the components, mean and std over seeds."),
-        ("drift", "long-horizon rollouts of both models (10 -> 90 frames): per-frame metrics and verdicts",
-         "Train both models for each seed (or reuse finished runs), roll them out far past their training length "
-         "and write OUT/report.md, OUT/results.json, a figure of per-frame SSIM, MSE and BCE, and GIFs."),
-    )
-    for name, short, long in experiments:
-        p = sub.add_parser(name, help=short, description=long + " Runs live in --runs (default OUT/runs): an "
-                           "interrupted experiment continues where it stopped when run again, and experiments "
-                           "given the same --runs folder share the runs they have in common. OUT/report.md, "
-                           "results.json and the pictures are rewritten on every invocation.")
+    for name in EXPERIMENTS:  # the experiment modules import torch only when they run
+        experiment = EXPERIMENTS.get(name)
+        p = sub.add_parser(name, help=experiment.help, description=experiment.description + " Runs live in --runs "
+                           "(default OUT/runs): an interrupted experiment continues where it stopped when run again, "
+                           "and experiments given the same --runs folder share the runs they have in common. "
+                           "OUT/report.md, results.json and the pictures are rewritten on every invocation.")
         p.add_argument("--config", "-c", default="study",
                        help="YAML file or preset name (default: study, about 2 minutes per model and seed on 2 CPU cores)")
         p.add_argument("--seeds", nargs="+", default=["0", "1", "2"], help="training seeds (default: 0 1 2)")
@@ -141,11 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--runs", help="folder of the training runs (default: OUT/runs)")
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
         p.set_defaults(handler=cmd_experiment, experiment=name)
-        _experiment_module(name).add_arguments(p)
+        experiment.add_arguments(p)
 
     p = sub.add_parser("report", help="render OUT/report.md again from OUT/results.json",
-                       description="Render the report of an experiment folder (compare, ablate or drift) from its "
-                                   "results.json, e.g. after upgrading matap; trains and evaluates nothing.")
+                       description="Render the report of an experiment folder from its results.json, e.g. after "
+                                   "upgrading matap; trains and evaluates nothing.")
     p.add_argument("folder", metavar="OUT")
     p.add_argument("--baselines", action="store_true",
                    help="first score the trivial baselines (all-black frames, last context frame, mean training "
@@ -351,31 +339,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _experiment_module(name: str) -> Any:
-    """matap.experiments.<name>; their imports of torch are deferred, so this stays light."""
-    import importlib
-
-    return importlib.import_module(f"matap.experiments.{name}")
-
-
-def _take_overrides(args: argparse.Namespace, option: str) -> list[str]:
-    """The values of a many-valued option, without the KEY=VALUE overrides that argparse let it swallow
-    (``--seeds 0 1 train.epochs=3``); those go back to ``args.overrides``."""
-    values = getattr(args, option)
-    args.overrides = list(args.overrides) + [v for v in values if "=" in v]
-    return [v for v in values if "=" not in v]
-
-
 def cmd_experiment(args: argparse.Namespace) -> int:
-    seeds = _take_overrides(args, "seeds")
-    if hasattr(args, "variants"):
-        args.variants = _take_overrides(args, "variants")
+    from matap.experiments.runner import Spec, run
+
+    overrides = list(args.overrides)
+
+    def without_overrides(values: list[str]) -> tuple[str, ...]:
+        """A many-valued option's values, without the KEY=VALUE overrides that argparse let it swallow
+        (``--seeds 0 1 train.epochs=3``); those go back to the overrides."""
+        overrides.extend(v for v in values if "=" in v)
+        return tuple(v for v in values if "=" not in v)
+
+    seeds = without_overrides(args.seeds)
+    options = {}
+    for option in EXPERIMENTS.get(args.experiment).options:
+        value = getattr(args, option)
+        options[option] = without_overrides(value) if isinstance(value, list) else value
     try:
-        args.seeds = [int(s) for s in seeds]
+        seeds = tuple(int(s) for s in seeds)
     except ValueError:
         raise MatapError(f"--seeds must be integers, got {' '.join(seeds)}") from None
-    report = _experiment_module(args.experiment).run(args)
-    print(f"wrote {report} (with results.json, figures and GIFs beside it)")
+    out = Path(args.out)
+    spec = Spec(preset=args.config, overrides=tuple(overrides), seeds=seeds, out=out,
+                runs=Path(args.runs) if args.runs else out / "runs", command=args.command_line, options=options)
+    print(f"wrote {run(args.experiment, spec)} (with results.json, figures and GIFs beside it)")
     return 0
 
 

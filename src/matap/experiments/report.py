@@ -16,7 +16,7 @@ from matap.baselines import (BASELINES, HIGHER_IS_BETTER, LABELS, VERDICT_METRIC
                              mean_training_frame, means, verdicts, worse_than_black)
 from matap.errors import MatapError
 from matap.machine import describe
-from matap.registry import OBJECTIVES
+from matap.registry import EXPERIMENTS, OBJECTIVES
 
 RESULTS, REPORT = "results.json", "report.md"
 MODEL_LABELS = {"matap": "MA-TAP", "gru": "GRU baseline"}
@@ -111,11 +111,13 @@ def data_description(cfg: Any) -> str:
             f"sequences of {d.seq_len} frames (data seed {d.seed}); scores on the validation set")
 
 
-def base_results(kind: str, args: Any, cfg: Any, command: str) -> dict[str, Any]:
+def base_results(kind: str, spec: Any, cfg: Any) -> dict[str, Any]:
+    """What every results.json starts with: what was run (``spec``, a
+    :class:`matap.experiments.runner.Spec`), on what data and machine."""
     from matap import __version__
 
-    return {"kind": kind, "command": command, "preset": args.config, "overrides": list(args.overrides),
-            "objective": cfg.objective.name, "seeds": list(args.seeds), "matap_version": __version__,
+    return {"kind": kind, "command": spec.command, "preset": spec.preset, "overrides": list(spec.overrides),
+            "objective": cfg.objective.name, "seeds": list(spec.seeds), "matap_version": __version__,
             "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "data": data_description(cfg),
             "train": {"epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "lr": cfg.train.lr,
@@ -136,35 +138,21 @@ def render_folder(out: str | Path, add_baselines: bool = False) -> Path:
     out = Path(out)
     path = out / RESULTS
     if not path.is_file():
-        raise MatapError(f"{out}: no {RESULTS}; is this an experiment folder (compare, ablate, drift)?")
+        raise MatapError(f"{out}: no {RESULTS}; is this an experiment folder ({', '.join(EXPERIMENTS)})?")
     try:
         results = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise MatapError(f"{path}: not valid JSON ({exc})") from None
-    renderers = _renderers()
     kind = results.get("kind") if isinstance(results, dict) else None
-    if kind not in renderers:
+    if kind not in EXPERIMENTS:
         raise MatapError(f"{path}: unknown experiment kind {kind!r}")
+    experiment = EXPERIMENTS.get(kind)
     if add_baselines:
         record_baselines(results)
-        draw = _figures_with_baselines().get(kind)
-        if draw is not None:
-            draw(results, out)
+        if experiment.redraw is not None:
+            experiment.redraw(results, out)
         return write(out, results)
-    return atomic_write(out / REPORT, renderers[kind](results))
-
-
-def _renderers() -> dict[str, Callable[[dict[str, Any]], str]]:
-    from matap.experiments import ablate, compare, drift
-
-    return {"compare": compare.render, "ablate": ablate.render, "drift": drift.render}
-
-
-def _figures_with_baselines() -> dict[str, Callable[[dict[str, Any], Path], None]]:
-    """Per experiment kind, the function that draws its figures that show the baselines from results.json."""
-    from matap.experiments import drift
-
-    return {"drift": drift.draw_figure}
+    return atomic_write(out / REPORT, experiment.render(results))
 
 
 def evaluate_run(run_dir: Path, protocols: dict[str, tuple[int, int]], seq_len: int | None = None
@@ -181,14 +169,6 @@ def evaluate_run(run_dir: Path, protocols: dict[str, tuple[int, int]], seq_len: 
             for name, (context, horizon) in protocols.items()}
 
 
-def scored_predictions(results: dict[str, Any]) -> tuple[str, int, int]:
-    """The protocol, context and horizon with which an experiment scored its models' predictions:
-    10 -> 10 ``predict`` for compare and ablate, the long ``rollout`` for drift."""
-    if results["kind"] == "drift":
-        return "rollout", results["context"], results["horizon"]
-    return "predict", results["evaluation"]["context"], results["evaluation"]["horizon"]
-
-
 def record_baselines(results: dict[str, Any]) -> None:
     """Score the trivial baselines (``matap.baselines``) on exactly the sequences the experiment
     scored its models on (the validation set of its preset and overrides, as long as
@@ -202,7 +182,7 @@ def record_baselines(results: dict[str, Any]) -> None:
     if data_description(cfg) != results["data"]:
         raise MatapError(f"preset {results['preset']!r} now gives other data ({data_description(cfg)}) than the "
                          f"experiment used ({results['data']}); its baselines cannot be recomputed")
-    protocol, context, horizon = scored_predictions(results)
+    protocol, context, horizon = EXPERIMENTS.get(results["kind"]).scored(results)
     scores = evaluate_baselines(validation_videos(cfg.data, context + horizon), mean_training_frame(cfg), protocol,
                                 context, horizon, cfg.eval.batch_size)
     results["baselines"] = {name: value["metrics"] for name, value in scores.items()}
@@ -314,4 +294,4 @@ def check_out(out: Path, runs_dir: Path) -> None:
 
 __all__ = ["MODEL_LABELS", "base_results", "baseline_rows", "check_eval_length", "check_out", "curves_figure",
            "data_description", "evaluate_run", "header", "machine", "model_label", "record_baselines", "render_folder",
-           "sample_pictures", "scored_predictions", "table", "versus_baselines", "write"]
+           "sample_pictures", "table", "versus_baselines", "write"]
