@@ -29,7 +29,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from matap.atomic import atomic_write
 from matap.checkpoint import safe_load
-from matap.config import Config, config_from_dict, parse_override, set_value, validate
+from matap.config import Config, apply_overrides, config_from_dict, validate
 from matap.data import load_split, make_loader, training_stream
 from matap.errors import MatapError
 from matap.runtime import keep_freed_memory
@@ -252,13 +252,7 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     ckpt = safe_load(last)
     cfg = config_from_dict(ckpt["matap_config"], origin=str(last))
     del ckpt
-    for text in overrides:
-        section, key, value = parse_override(text)
-        if section != "train":
-            raise MatapError(f"override {text!r}: a resumed run keeps its model, data and objective; "
-                             "only train.* keys may change")
-        set_value(cfg, section, key, value, f"override {text!r}")
-    validate(cfg)
+    apply_overrides(cfg, overrides, only=("train",), reason="a resumed run keeps its model, data and objective")
     if not _is_launched_worker():
         atomic_write(run_dir / "config.yaml", cfg.to_yaml())
     return _fit(cfg, run_dir, last)
