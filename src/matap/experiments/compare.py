@@ -111,7 +111,7 @@ def analyse(runs: dict[str, list[Run]]) -> dict[str, Any]:
         row = {"metric": key, "threshold": threshold, "below": below,
                "paper": list(PAPER["table3"][(key, threshold)])}
         for name in runs:
-            row[name] = [stats.epochs_to_reach(c, threshold, below) for c in curves[name][key]]
+            row[name] = [stats.first_to_reach(c, threshold, below) for c in curves[name][key]]
         t3["absolute"].append(row)
     for key in ("val_loss", "val_ssim"):
         below = key == "val_loss"
@@ -129,7 +129,7 @@ def analyse(runs: dict[str, list[Run]]) -> dict[str, Any]:
                 for name, c in (("matap", a), ("gru", b)):
                     # A threshold equal to a run's best is reached there: compare with a hair of slack.
                     eps = 1e-12 * (1 if below else -1)
-                    row[name].append(stats.epochs_to_reach(c, threshold + eps, below))
+                    row[name].append(stats.first_to_reach(c, threshold + eps, below))
             t3["relative"].append(row)
 
     t4 = {key: {name: {"best": stats.summary([(min(c) if key == "val_loss" else max(c)) for c in curves[name][key]]),

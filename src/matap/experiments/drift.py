@@ -76,7 +76,7 @@ def draw_figure(results: dict[str, Any], out: Path) -> None:
 def analyse(curves: dict[str, dict[str, list[list[float]]]], context: int, horizon: int, train_len: int
             ) -> dict[str, Any]:
     seeds = len(curves["matap"]["ssim"])
-    below = {name: {str(level): [stats.epochs_to_reach(c, level, below=True) for c in curves[name]["ssim"]]
+    below = {name: {str(level): [stats.first_to_reach(c, level, below=True) for c in curves[name]["ssim"]]
                     for level in SSIM_LEVELS} for name in curves}
     # Frames predicted within the training length vs beyond it.
     inside = max(1, min(horizon, train_len - context))
