@@ -10,7 +10,10 @@ import torch
 
 import matap
 from matap import bench
+from matap.bench.report import RESULT_KEYS
+from matap.bench.settings import resolve
 from matap.errors import MatapError
+from matap.evaluation import reconstruct
 
 MODELS = ("matap", "gru")
 
@@ -36,9 +39,9 @@ def test_quick_run_reports_every_key_for_both_models(tmp_path, capsys):
     assert set(report["results"]) == set(MODELS)
     for name in MODELS:
         result = report["results"][name]
-        missing = set(bench.RESULT_KEYS) - set(result)
+        missing = set(RESULT_KEYS) - set(result)
         assert not missing, (name, missing)
-        for key in bench.RESULT_KEYS:
+        for key in RESULT_KEYS:
             value = result[key]
             assert isinstance(value, float) and math.isfinite(value) and value > 0, (name, key, value)
         assert result["train_flops_per_frame"] == pytest.approx(3 * result["infer_flops_per_frame"])
@@ -56,14 +59,14 @@ def test_quick_run_reports_every_key_for_both_models(tmp_path, capsys):
 
 
 def test_quick_fills_only_what_is_not_given():
-    settings = bench._settings(_args("--quick", "--batch-size", "8"))
+    settings = resolve(_args("--quick", "--batch-size", "8"))
     assert (settings["batch_size"], settings["repeats"], settings["warmup"]) == (8, 2, 1)
-    settings = bench._settings(_args())
+    settings = resolve(_args())
     assert (settings["batch_size"], settings["repeats"], settings["warmup"]) == (32, 5, 2)
     assert settings["models"] == ["matap", "gru"] and settings["objective"] == "paper"
     assert settings["precision"] == "fp32" and settings["channels_last"] and not settings["compile"]
-    assert not bench._settings(_args("--no-channels-last"))["channels_last"]
-    assert bench._settings(_args("--models", "gru,matap"))["models"] == ["gru", "matap"]
+    assert not resolve(_args("--no-channels-last"))["channels_last"]
+    assert resolve(_args("--models", "gru,matap"))["models"] == ["gru", "matap"]
 
 
 def test_unknown_model_is_a_clear_error():
@@ -73,7 +76,7 @@ def test_unknown_model_is_a_clear_error():
 
 def test_negative_profile_is_a_clear_error():
     with pytest.raises(MatapError, match="--profile -1"):
-        bench._settings(_args("--profile", "-1"))
+        resolve(_args("--profile", "-1"))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -85,8 +88,8 @@ def test_channels_last_gives_the_same_reconstruction(name):
                for p in fast.parameters() if p.dim() == 4)
     x = torch.rand(2, 5, 1, 64, 64)
     with torch.inference_mode():
-        expected = bench.reconstruct(plain, x)
-        got = bench.reconstruct(fast, x)
+        expected = reconstruct(plain, x)
+        got = reconstruct(fast, x)
     assert got.shape == expected.shape == x.shape
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
 
@@ -107,5 +110,5 @@ def test_folded_batchnorm_gives_the_same_outputs(name):
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
     x = torch.rand(2, 12, 1, 64, 64)
     with torch.inference_mode():
-        torch.testing.assert_close(bench.reconstruct(folded, x), bench.reconstruct(model, x), rtol=0, atol=1e-5)
+        torch.testing.assert_close(reconstruct(folded, x), reconstruct(model, x), rtol=0, atol=1e-5)
         torch.testing.assert_close(folded.rollout(x[:, :4], 8), model.rollout(x[:, :4], 8), rtol=0, atol=1e-5)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from matap.errors import MatapError
-from matap.training.checkpoint import atomic_save, load_model, safe_load
+from matap.checkpoint import atomic_save, load_model, safe_load
 
 
 class _RunsACommand:

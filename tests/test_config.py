@@ -128,3 +128,31 @@ def test_auto_precision_is_bf16_only_where_the_hardware_computes_it(monkeypatch)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert resolve_precision("auto", "auto") == "bf16-mixed"
     assert resolve_precision("cpu", "auto") == "32-true"  # the CPU is asked for, the GPU is not used
+
+
+def test_types_come_from_the_declaration_optional_ones_included():
+    from matap.config import _convert
+
+    assert _convert("x.k", "none", int | None) is None and _convert("x.k", "3", int | None) == 3
+    assert _convert("x.k", 2, float | None) == 2.0 and _convert("x.k", None, str | None) is None
+    with pytest.raises(MatapError, match="x.k must not be empty"):
+        _convert("x.k", None, int)
+
+
+def test_choices_and_bounds_are_declared_beside_their_keys():
+    import dataclasses
+
+    from matap.config import ModelConfig, TrainConfig
+
+    fields = {f.name: f.metadata for f in dataclasses.fields(TrainConfig)}
+    assert fields["lr"]["above"] == 0 and "cosine" in fields["schedule"]["choices"]
+    assert "gru" in {f.name: f.metadata for f in dataclasses.fields(ModelConfig)}["name"]["choices"]
+
+
+def test_apply_overrides_can_keep_sections_fixed():
+    from matap.config import apply_overrides
+
+    cfg = apply_overrides(load_config("smoke"), ["train.epochs=4"], only=("train",), reason="kept")
+    assert cfg.train.epochs == 4
+    with pytest.raises(MatapError, match=r"'model.memory_size=3': kept; only train.\* keys may change"):
+        apply_overrides(cfg, ["model.memory_size=3"], only=("train",), reason="kept")

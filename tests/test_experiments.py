@@ -207,9 +207,9 @@ def test_claims_follow_designed_histories():
     assert swapped["oscillation"] == stats.FAILS
 
 
-def test_epochs_to_reach_and_rolling_variance():
-    assert stats.epochs_to_reach([0.5, 0.3, 0.1], 0.2, below=True) == 3
-    assert stats.epochs_to_reach([0.1, 0.3], 0.5, below=False) is None
+def test_first_to_reach_and_rolling_variance():
+    assert stats.first_to_reach([0.5, 0.3, 0.1], 0.2, below=True) == 3
+    assert stats.first_to_reach([0.1, 0.3], 0.5, below=False) is None
     assert stats.rolling_variance([1, 2, 3, 4, 5, 6], 5) == pytest.approx([2.5, 2.5])
     assert stats.oscillation([0.9, 0.5, 0.3, 0.2]) == 0.0          # learning fast is not oscillating
     assert stats.oscillation([0.1, 0.3, 0.2, 0.4]) == 1.0

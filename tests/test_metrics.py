@@ -47,9 +47,9 @@ def test_ssim_of_identical_frames_is_one(frames):
 def test_mse_units():
     pred = torch.zeros(1, 1, 64, 64)
     target = torch.full((1, 1, 64, 64), 0.5)
-    assert metrics.mse(pred, target).item() == pytest.approx(0.25)
-    assert metrics.mse_sum(pred, target).item() == pytest.approx(0.25 * 4096)
-    assert metrics.mae_sum(pred, target).item() == pytest.approx(0.5 * 4096)
+    assert metrics.mse_per_pixel(pred, target).item() == pytest.approx(0.25)
+    assert metrics.mse_per_frame(pred, target).item() == pytest.approx(0.25 * 4096)
+    assert metrics.mae_per_frame(pred, target).item() == pytest.approx(0.5 * 4096)
     assert metrics.psnr(pred, target).item() == pytest.approx(10 * np.log10(4))
 
 

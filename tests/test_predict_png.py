@@ -45,8 +45,8 @@ def _cell(image: np.ndarray, layout: viz.PredictionLayout, seq: int, row: int, f
 
 def _rollout(run: Path, clip: np.ndarray, context: int, horizon: int) -> np.ndarray:
     """The model's own rollout (the unfused model of the best checkpoint) as uint8 (N, horizon, 64, 64)."""
-    from matap.training import load_model
-    from matap.training.module import to_frames
+    from matap.checkpoint import load_model
+    from matap.data import to_frames
 
     model, _, _ = load_model(run, "best")
     with torch.inference_mode():

@@ -14,4 +14,12 @@ def build_model(name: str = "matap", **overrides: Any):
     return _build(name, **overrides)
 
 
-__all__ = ["build_model", "__version__"]
+def load(run_or_file: str, which: str = "best"):
+    """(model in eval mode, its Config, the checkpoint path) from a run folder (its ``best`` or
+    ``last`` checkpoint) or a checkpoint file; see :func:`matap.checkpoint.load_model`."""
+    from matap.checkpoint import load_model
+
+    return load_model(run_or_file, which)
+
+
+__all__ = ["build_model", "load", "__version__"]

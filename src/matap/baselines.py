@@ -87,11 +87,14 @@ def mean_training_frame(cfg: Config, max_sequences: int = MEAN_FRAME_SEQUENCES, 
 def evaluate_baselines(videos: np.ndarray, mean_frame: np.ndarray, protocol: str = "predict", context: int = 10,
                        horizon: int = 10, batch_size: int = 64, device: Any = "cpu") -> dict[str, dict[str, Any]]:
     """Every baseline scored on uint8 videos (N, T, 64, 64) as :func:`matap.evaluation.evaluate` scores
-    a model under ``protocol`` ("predict" or "rollout"): baseline name -> a result of evaluate's layout."""
+    a model under ``protocol`` (one that predicts future frames: predict, rollout): baseline name -> a result
+    of evaluate's layout."""
     from matap.evaluation import score
+    from matap.registry import PROTOCOLS
 
-    if protocol not in ("predict", "rollout"):
-        raise MatapError(f"baselines predict future frames: protocol predict or rollout, not {protocol!r}")
+    if protocol not in PROTOCOLS or not PROTOCOLS.get(protocol).future:
+        future = " or ".join(name for name in PROTOCOLS if PROTOCOLS.get(name).future)
+        raise MatapError(f"baselines predict future frames: protocol {future}, not {protocol!r}")
 
     def scorer(name: str) -> Callable[[Any], tuple[Any, Any]]:
         # x (B, T, 1, H, W) -> (prediction, target), both (B, horizon, 1, H, W)

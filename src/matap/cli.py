@@ -11,11 +11,26 @@ from typing import Any, Callable
 
 from matap import __version__
 from matap.errors import MatapError
+from matap.registry import EXPERIMENTS, PROTOCOLS, Registry
 
 OVERRIDES_HELP = "dotted overrides section.key=value, e.g. train.epochs=3 model.memory_size=5"
 
 
+class _Help(argparse.HelpFormatter):
+    """Lists, under an option whose choices are a registry, what each entry does (filled only when
+    the help is shown, so that ``matap --help`` does not import the models)."""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        text = super()._expand_help(action)
+        if isinstance(action.choices, Registry):
+            text += "; " + "; ".join(f"{name}: {action.choices.describe(name)}" for name in action.choices)
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, formatter_class=_Help, **kwargs)
+
     def error(self, message: str) -> None:  # one line and exit status 2, like every other bad input
         self.exit(2, f"{self.prog}: error: {message}\n")
 
@@ -65,9 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(all-black frames, the last context frame repeated, the mean training frame), "
                                    "scored alike and written under \"baselines\" in --json.")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--protocol", default="predict", choices=("reconstruct", "autoencode", "predict", "rollout"),
-                   help="reconstruct: the paper's; predict: context -> horizon (default 10 -> 10); "
-                        "rollout: context -> any horizon; autoencode: decode(encode(x))")
+    p.add_argument("--protocol", default="predict", choices=PROTOCOLS, metavar="NAME",
+                   help="what to score (default: predict)")
     p.add_argument("--data", help=".npy/.npz videos (N, T, H, W) or mnist_test_seq.npy; default: the run's validation set")
     p.add_argument("--context", type=int, default=None, help="context frames (default: the config's eval.context)")
     p.add_argument("--horizon", type=int, default=None, help="future frames (default: the config's eval.horizon)")
@@ -102,24 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.set_defaults(handler=cmd_predict)
 
-    experiments = (
-        ("compare", "train MA-TAP and the GRU baseline on several seeds; the paper's Tables 1-4, Figure 1 and "
-                    "a verdict on each claim",
-         "Train MA-TAP and the GRU baseline on identical data for each seed (or reuse finished runs), then write "
-         "OUT/report.md, OUT/results.json, figures and GIFs: the paper's Tables 1-4 and Figure 1 with its numbers "
-         "beside ours, 10 -> 10 prediction scores, and a computed verdict on each of the paper's claims."),
-        ("ablate", "trained ablations: memory size K (Table 5) and components (attention, gate, masking, memory)",
-         "Train each ablation for each seed (or reuse finished runs) and write OUT/report.md and OUT/results.json: "
-         "memory size K in {5, 10, 15, 20} and the components, mean and std over seeds."),
-        ("drift", "long-horizon rollouts of both models (10 -> 90 frames): per-frame metrics and verdicts",
-         "Train both models for each seed (or reuse finished runs), roll them out far past their training length "
-         "and write OUT/report.md, OUT/results.json, a figure of per-frame SSIM, MSE and BCE, and GIFs."),
-    )
-    for name, short, long in experiments:
-        p = sub.add_parser(name, help=short, description=long + " Runs live in --runs (default OUT/runs): an "
-                           "interrupted experiment continues where it stopped when run again, and experiments "
-                           "given the same --runs folder share the runs they have in common. OUT/report.md, "
-                           "results.json and the pictures are rewritten on every invocation.")
+    for name in EXPERIMENTS:  # the experiment modules import torch only when they run
+        experiment = EXPERIMENTS.get(name)
+        p = sub.add_parser(name, help=experiment.help, description=experiment.description + " Runs live in --runs "
+                           "(default OUT/runs): an interrupted experiment continues where it stopped when run again, "
+                           "and experiments given the same --runs folder share the runs they have in common. "
+                           "OUT/report.md, results.json and the pictures are rewritten on every invocation.")
         p.add_argument("--config", "-c", default="study",
                        help="YAML file or preset name (default: study, about 2 minutes per model and seed on 2 CPU cores)")
         p.add_argument("--seeds", nargs="+", default=["0", "1", "2"], help="training seeds (default: 0 1 2)")
@@ -127,11 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--runs", help="folder of the training runs (default: OUT/runs)")
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
         p.set_defaults(handler=cmd_experiment, experiment=name)
-        _experiment_module(name).add_arguments(p)
+        experiment.add_arguments(p)
 
     p = sub.add_parser("report", help="render OUT/report.md again from OUT/results.json",
-                       description="Render the report of an experiment folder (compare, ablate or drift) from its "
-                                   "results.json, e.g. after upgrading matap; trains and evaluates nothing.")
+                       description="Render the report of an experiment folder from its results.json, e.g. after "
+                                   "upgrading matap; trains and evaluates nothing.")
     p.add_argument("folder", metavar="OUT")
     p.add_argument("--baselines", action="store_true",
                    help="first score the trivial baselines (all-black frames, last context frame, mean training "
@@ -248,26 +250,19 @@ def _print_training_summary(summary: dict[str, Any]) -> None:
 
 def _videos_for(cfg: Any, data: str | None, need: int) -> Any:
     """--data if given, else the run's validation set, generated long enough for ``need`` frames."""
-    if data:
-        from matap.data import load_videos
+    from matap.data import load_videos, validation_videos
 
-        return load_videos(data)
-    if cfg.data.source == "array":
-        from matap.data import load_videos
-
-        return load_videos(cfg.data.val_path)
-    from matap.data import generated_split
-
-    return generated_split(cfg.data, "val", seq_len=max(cfg.data.seq_len, need))
+    return load_videos(data) if data else validation_videos(cfg.data, need)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from matap.checkpoint import load_model
     from matap.evaluation import evaluate, format_table, required_length
-    from matap.training import load_model
 
     model, cfg, path = load_model(args.run, args.checkpoint)
     context = args.context if args.context is not None else cfg.eval.context
-    horizon = args.horizon if args.horizon is not None else (cfg.eval.horizon if args.protocol == "predict" else 90)
+    protocol = PROTOCOLS.get(args.protocol)
+    horizon = args.horizon if args.horizon is not None else protocol.horizon or cfg.eval.horizon
     if args.num is not None and args.num < 1:
         raise MatapError("--num must be >= 1")
     videos = _videos_for(cfg, args.data, required_length(args.protocol, context, horizon))
@@ -277,7 +272,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       progress=sys.stdout.isatty())
     result.update({"checkpoint": str(path), "model": cfg.model.name, "objective": cfg.objective.name,
                    "data": args.data or "validation set of the run"})
-    if args.protocol in ("predict", "rollout") and not args.no_baselines:
+    if protocol.future and not args.no_baselines:
         from matap.baselines import evaluate_baselines, mean_training_frame
 
         scores = evaluate_baselines(videos, mean_training_frame(cfg), args.protocol, context, horizon,
@@ -290,8 +285,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         print("\n" + format_comparison(result))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        from matap.atomic import atomic_write
+
+        atomic_write(args.json, json.dumps(result, indent=1))
         print(f"wrote {args.json}")
     return 0
 
@@ -301,8 +297,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
     from matap import viz
-    from matap.training import load_model
-    from matap.training.module import to_frames
+    from matap.checkpoint import load_model
+    from matap.data import to_frames
 
     if not args.out and not args.png:
         raise MatapError("give --out FILE.gif, --png FILE.png or both")
@@ -330,10 +326,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = fold_batchnorm(model)
     with torch.inference_mode():
         pred = model.rollout(to_frames(torch.from_numpy(clip))[:, :context], horizon)[:, :, 0].float().numpy()
-    truth = clip
     if args.out:
-        shown_pred = np.concatenate([clip[:, :context].astype(np.float32) / 255, pred], axis=1)
-        viz.save_gif([truth, shown_pred], args.out)
+        viz.save_prediction_gif(clip, pred, args.out)
         print(f"wrote {args.out}: {len(clip)} sequences, left ground truth, right prediction "
               f"(frames 1-{context} are the context, {context + 1}-{context + horizon} predicted)")
     if args.png:
@@ -345,31 +339,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _experiment_module(name: str) -> Any:
-    """matap.experiments.<name>; their imports of torch are deferred, so this stays light."""
-    import importlib
-
-    return importlib.import_module(f"matap.experiments.{name}")
-
-
-def _take_overrides(args: argparse.Namespace, option: str) -> list[str]:
-    """The values of a many-valued option, without the KEY=VALUE overrides that argparse let it swallow
-    (``--seeds 0 1 train.epochs=3``); those go back to ``args.overrides``."""
-    values = getattr(args, option)
-    args.overrides = list(args.overrides) + [v for v in values if "=" in v]
-    return [v for v in values if "=" not in v]
-
-
 def cmd_experiment(args: argparse.Namespace) -> int:
-    seeds = _take_overrides(args, "seeds")
-    if hasattr(args, "variants"):
-        args.variants = _take_overrides(args, "variants")
+    from matap.experiments.runner import Spec, run
+
+    overrides = list(args.overrides)
+
+    def without_overrides(values: list[str]) -> tuple[str, ...]:
+        """A many-valued option's values, without the KEY=VALUE overrides that argparse let it swallow
+        (``--seeds 0 1 train.epochs=3``); those go back to the overrides."""
+        overrides.extend(v for v in values if "=" in v)
+        return tuple(v for v in values if "=" not in v)
+
+    seeds = without_overrides(args.seeds)
+    options = {}
+    for option in EXPERIMENTS.get(args.experiment).options:
+        value = getattr(args, option)
+        options[option] = without_overrides(value) if isinstance(value, list) else value
     try:
-        args.seeds = [int(s) for s in seeds]
+        seeds = tuple(int(s) for s in seeds)
     except ValueError:
         raise MatapError(f"--seeds must be integers, got {' '.join(seeds)}") from None
-    report = _experiment_module(args.experiment).run(args)
-    print(f"wrote {report} (with results.json, figures and GIFs beside it)")
+    out = Path(args.out)
+    spec = Spec(preset=args.config, overrides=tuple(overrides), seeds=seeds, out=out,
+                runs=Path(args.runs) if args.runs else out / "runs", command=args.command_line, options=options)
+    print(f"wrote {run(args.experiment, spec)} (with results.json, figures and GIFs beside it)")
     return 0
 
 

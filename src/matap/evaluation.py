@@ -1,11 +1,8 @@
 """Evaluation protocols, each giving per-timestep metrics averaged over sequences.
 
-- ``reconstruct`` (the paper's): teacher-forced, the decoded predictor output
-  at step t against frame t, for every frame.
-- ``autoencode``: decode(encode(x_t)) against x_t (the spatial path alone).
-- ``predict``: ``context`` frames in, ``horizon`` frames rolled out in latent
-  space and decoded, against the true future (10 -> 10 is the standard benchmark).
-- ``rollout``: as predict, for any horizon (e.g. 10 -> 90), to show drift.
+A protocol is registered (``matap.registry.PROTOCOLS``) with the function that turns a batch of
+frames into (prediction, target) and a line saying what it scores: ``reconstruct`` (the
+paper's), ``autoencode``, ``predict`` (10 -> 10 is the standard benchmark) and ``rollout``.
 
 One loop (:func:`score`) scores the model and the trivial baselines of
 ``matap.baselines`` (all-black frames, the last context frame, the mean
@@ -14,32 +11,64 @@ training frame), so their numbers compare row by row.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from matap.data import to_frames
 from matap.errors import MatapError
 from matap.metrics import FRAME_METRICS
 from matap.models import LatentVideoModel
 from matap.models.fuse import fold_batchnorm
-from matap.training.module import to_frames
+from matap.registry import PROTOCOLS
 
-PROTOCOLS = ("reconstruct", "autoencode", "predict", "rollout")
+Frames = Callable[[LatentVideoModel, torch.Tensor, int, int], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    frames: Frames   # (model, x (B, T, 1, H, W), context, horizon) -> (prediction in [0, 1], target), (B, T', 1, H, W)
+    scores: str      # what is scored against what, in a line
+    future: bool     # predicts the ``horizon`` frames after ``context`` (trivial baselines apply)
+    horizon: int | None = None  # the horizon ``matap evaluate`` uses by default; None: the config's eval.horizon
+
+    def required_length(self, context: int, horizon: int) -> int:
+        return context + horizon if self.future else 2
+
+
+def reconstruct(model: LatentVideoModel, x: torch.Tensor) -> torch.Tensor:
+    """The teacher-forced output: the decoded predictor output at every step t, frames (B, T, 1, H, W) in [0, 1]."""
+    return torch.sigmoid(model.decode(model(x).z_next))
+
+
+def _rolled_out(model: LatentVideoModel, x: torch.Tensor, context: int, horizon: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    return model.rollout(x[:, :context], horizon), x[:, context:context + horizon]
+
+
+PROTOCOLS.register("reconstruct")(Protocol(
+    lambda model, x, context, horizon: (reconstruct(model, x), x),
+    "the paper's: teacher-forced, the decoded predictor output at step t against frame t", future=False))
+PROTOCOLS.register("autoencode")(Protocol(
+    lambda model, x, context, horizon: (torch.sigmoid(model.decode(model.encode(x))), x),
+    "decode(encode(x_t)) against x_t: the spatial path alone", future=False))
+PROTOCOLS.register("predict")(Protocol(
+    _rolled_out, "context frames in, horizon frames rolled out in latent space against the true future "
+    "(10 -> 10 by default)", future=True))
+PROTOCOLS.register("rollout")(Protocol(
+    _rolled_out, "as predict, for any horizon (90 by default), to show drift", future=True, horizon=90))
 
 
 def frames_for(model: LatentVideoModel, x: torch.Tensor, protocol: str, context: int, horizon: int
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """(prediction in [0, 1], target), both (B, T', 1, H, W), for one batch of frames."""
-    if protocol == "reconstruct":
-        return torch.sigmoid(model.decode(model(x).z_next)), x
-    if protocol == "autoencode":
-        return torch.sigmoid(model.decode(model.encode(x))), x
-    return model.rollout(x[:, :context], horizon), x[:, context:context + horizon]
+    return PROTOCOLS.get(protocol).frames(model, x, context, horizon)
 
 
 def required_length(protocol: str, context: int, horizon: int) -> int:
-    return 2 if protocol in ("reconstruct", "autoencode") else context + horizon
+    return PROTOCOLS.get(protocol).required_length(context, horizon)
 
 
 def evaluate(model: LatentVideoModel, videos: np.ndarray, protocol: str = "predict", context: int = 10,
@@ -66,7 +95,8 @@ def score(videos: np.ndarray, predict: Callable[[torch.Tensor], tuple[torch.Tens
     Returns the layout of :func:`evaluate`."""
     if protocol not in PROTOCOLS:
         raise MatapError(f"--protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
-    if protocol in ("predict", "rollout"):
+    future = PROTOCOLS.get(protocol).future
+    if future:
         if context < 1 or horizon < 1:
             raise MatapError(f"context ({context}) and horizon ({horizon}) must be >= 1")
         if videos.shape[1] < context + horizon:
@@ -86,9 +116,8 @@ def score(videos: np.ndarray, predict: Callable[[torch.Tensor], tuple[torch.Tens
             print(f"\revaluating {min(start + batch_size, len(videos))}/{len(videos)}", end="", flush=True)
     if progress:
         print()
-    result = {"protocol": protocol, "num_sequences": count,
-              "context": context if protocol in ("predict", "rollout") else None,
-              "horizon": horizon if protocol in ("predict", "rollout") else None, "metrics": {}}
+    result = {"protocol": protocol, "num_sequences": count, "context": context if future else None,
+              "horizon": horizon if future else None, "metrics": {}}
     for name, total in sums.items():
         per_t = (total / count).tolist()
         result["metrics"][name] = {"mean": float(np.mean(per_t)), "per_timestep": per_t}

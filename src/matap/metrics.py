@@ -62,25 +62,25 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
     return (luminance * contrast_structure).mean(dim=(-2, -1)).view(lead)
 
 
-def mse_sum(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def mse_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Squared error summed over the frame's pixels (OpenSTL's 'MSE' unit)."""
     x, y, lead = _frames(pred, target)
     return (x - y).pow(2).sum(dim=(-3, -2, -1)).view(lead)
 
 
-def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def mse_per_pixel(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Squared error averaged over the frame's pixels."""
     x, y, lead = _frames(pred, target)
     return (x - y).pow(2).mean(dim=(-3, -2, -1)).view(lead)
 
 
-def mae_sum(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def mae_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Absolute error summed over the frame's pixels (OpenSTL's 'MAE' unit)."""
     x, y, lead = _frames(pred, target)
     return (x - y).abs().sum(dim=(-3, -2, -1)).view(lead)
 
 
-def mae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def mae_per_pixel(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Absolute error averaged over the frame's pixels."""
     x, y, lead = _frames(pred, target)
     return (x - y).abs().mean(dim=(-3, -2, -1)).view(lead)
@@ -88,7 +88,7 @@ def mae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """PSNR in dB from the frame's per-pixel MSE (floored at 1e-10)."""
-    return 10 * torch.log10(data_range**2 / mse(pred, target).clamp_min(1e-10))
+    return 10 * torch.log10(data_range**2 / mse_per_pixel(pred, target).clamp_min(1e-10))
 
 
 def bce(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -107,10 +107,10 @@ def bce_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 FRAME_METRICS = {
     "bce": bce,
-    "mse": mse_sum,
-    "mse_px": mse,
-    "mae": mae_sum,
-    "mae_px": mae,
+    "mse": mse_per_frame,
+    "mse_px": mse_per_pixel,
+    "mae": mae_per_frame,
+    "mae_px": mae_per_pixel,
     "ssim": ssim,
     "psnr": psnr,
 }

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from matap import metrics
 from matap.config import ObjectiveConfig
 from matap.models import LatentVideoModel
+from matap.registry import OBJECTIVES
 
 
 @dataclass
@@ -33,11 +34,14 @@ def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target)
 
 
+@OBJECTIVES.register("paper")
 class PaperObjective:
     """L = BCE(D(P(h_t)), x_t) + lambda * mean ||P(h_t) - z_{t+1}||^2   (Eq. 6-7, as the reference trains)."""
 
-    name = "paper"
-    headline = "recon"
+    scores = "the reference's: the decoded prediction of step t against frame t (and the latent against z_{t+1})"
+    target_offset = 0      # the decoded prediction of step t is scored against frame t + target_offset
+    frame_term = "rec"     # the term of the loss that scores it
+    headline = "recon"     # the frame pair whose validation SSIM is val_ssim (val_ssim_<headline>)
 
     def __init__(self, cfg: ObjectiveConfig) -> None:
         self.latent_weight = cfg.latent_weight
@@ -54,6 +58,7 @@ class PaperObjective:
         return result
 
 
+@OBJECTIVES.register("predict")
 class PredictObjective:
     """L = BCE(D(P(h_t)), x_{t+1}) + w_ae BCE(D(z_t), x_t) + lambda ||P(h_t) - sg(z_{t+1})||^2 / Var(sg(z))
     [+ w_roll BCE(D(z^_t), x_t) + w_roll_latent ||z^_t - sg(z_t)||^2 / Var(sg(z))],
@@ -67,7 +72,9 @@ class PredictObjective:
     frames carry much the same gradient, so a step covers more sequences for the same time.
     """
 
-    name = "predict"
+    scores = "next frame: the decoded prediction of step t against frame t+1, plus an autoencoder term"
+    target_offset = 1
+    frame_term = "next"
     headline = "next"
 
     def __init__(self, cfg: ObjectiveConfig) -> None:
@@ -148,8 +155,6 @@ class PredictObjective:
         return result
 
 
-OBJECTIVES = {"paper": PaperObjective, "predict": PredictObjective}
-
-
 def build_objective(cfg: ObjectiveConfig) -> PaperObjective | PredictObjective:
-    return OBJECTIVES[cfg.name](cfg)
+    """The objective registered as ``cfg.name``, with its options."""
+    return OBJECTIVES.get(cfg.name)(cfg)

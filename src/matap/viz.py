@@ -9,6 +9,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from matap.atomic import atomic_write
+
+
+def _save(image: Image.Image, path: str | Path, **params: object) -> None:
+    """Save ``image`` atomically in the format its file name says (.png, .gif, ...)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in Image.registered_extensions():
+        raise ValueError(f"unknown image file extension {suffix!r}: {path}")
+    atomic_write(path, lambda fh: image.save(fh, format=Image.registered_extensions()[suffix], **params))
+
 
 def _to_uint8(frames: np.ndarray) -> np.ndarray:
     frames = np.asarray(frames)
@@ -21,7 +31,7 @@ def save_strip(videos: np.ndarray, path: str | Path, max_frames: int = 20) -> No
     """PNG grid: one row per video, one column per frame. ``videos`` (N, T, H, W)."""
     v = _to_uint8(videos)[:, :max_frames]
     rows = [np.concatenate(list(video), axis=1) for video in v]
-    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    _save(Image.fromarray(np.concatenate(rows, axis=0)), path)
 
 
 def save_gif(panels: list[np.ndarray], path: str | Path, fps: int = 4, scale: int = 2, gap: int = 2) -> None:
@@ -42,8 +52,16 @@ def save_gif(panels: list[np.ndarray], path: str | Path, fps: int = 4, scale: in
             columns.append(np.pad(column, ((0, 0), (0, gap)), constant_values=64))
         image = np.concatenate(columns, axis=1)
         frames.append(Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+    _save(frames[0], path, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+
+
+def save_prediction_gif(clip: np.ndarray, prediction: np.ndarray, path: str | Path, scale: int = 2) -> None:
+    """Animate the truth beside the prediction: ``clip`` uint8 (N, C + F, H, W) holds the C context
+    frames and the F true future frames, ``prediction`` (N, F, H, W) floats in [0, 1] the predicted
+    ones; the right panel shows the context, then the prediction."""
+    context = clip.shape[1] - prediction.shape[1]
+    shown = np.concatenate([clip[:, :context].astype(np.float32) / 255, prediction], axis=1)
+    save_gif([clip, shown], path, scale=scale)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,6 +319,5 @@ def save_prediction_strip(context: np.ndarray, truth: np.ndarray, prediction: np
     return the SSIM curves drawn in it ({} without ``plot``)."""
     curves = ssim_curves(context, truth, prediction) if plot else {}
     image = render_prediction_strip(context, truth, prediction, plot=plot, curves=curves if plot else None)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
+    atomic_write(path, lambda fh: image.save(fh, format="PNG"))
     return curves

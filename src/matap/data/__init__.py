@@ -1,9 +1,9 @@
 """Moving MNIST generation, digit sources, video files and PyTorch loaders."""
 
 from matap.data.files import load_videos
-from matap.data.loader import EpochShuffleSampler, GeneratedVideos, VideoDataset, make_loader
+from matap.data.loader import EpochShuffleSampler, GeneratedVideos, VideoDataset, make_loader, to_frames
 from matap.data.moving_mnist import generate
-from matap.data.sets import generated_split, load_split, training_stream
+from matap.data.sets import generated_split, load_split, training_stream, validation_videos
 
 __all__ = ["EpochShuffleSampler", "GeneratedVideos", "VideoDataset", "generate", "generated_split", "load_split",
-           "load_videos", "make_loader", "training_stream"]
+           "load_videos", "make_loader", "to_frames", "training_stream", "validation_videos"]

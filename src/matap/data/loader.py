@@ -37,6 +37,11 @@ def _keep_batch(batch: torch.Tensor) -> torch.Tensor:
     return batch
 
 
+def to_frames(batch: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 (B, T, H, W) -> float (B, T, 1, H, W) in [0, 1]."""
+    return batch.unsqueeze(2).to(dtype).div_(255.0)
+
+
 class GeneratedVideos(Dataset):
     """Moving MNIST drawn on demand: item ``i`` is sequence ``i`` of the split, a pure
     function of (seed, split, i), for any ``i >= 0``; ``len`` is the size of one epoch."""

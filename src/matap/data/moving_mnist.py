@@ -47,15 +47,15 @@ def generate(
     seq_len: int = 20,
     num_digits: int = 2,
     motion: str = "reference",
-    size: int = 64,
+    frame_size: int = 64,
 ) -> np.ndarray:
-    """Render sequences ``indices`` of a split: (len(indices), seq_len, size, size) uint8."""
+    """Render sequences ``indices`` of a split: (len(indices), seq_len, frame_size, frame_size) uint8."""
     if motion not in ("reference", "classic"):
         raise ValueError(f"motion must be 'reference' or 'classic', got {motion!r}")
     n_digits, h, w = digits.shape
-    free = size - max(h, w)
-    out = np.zeros((len(indices), seq_len, size, size), dtype=np.uint8)
-    canvas = np.zeros((seq_len, size, size), dtype=np.uint16)
+    free = frame_size - max(h, w)
+    out = np.zeros((len(indices), seq_len, frame_size, frame_size), dtype=np.uint8)
+    canvas = np.zeros((seq_len, frame_size, frame_size), dtype=np.uint16)
     t_idx = np.arange(seq_len)[:, None, None]
     rows, cols = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
     for i, index in enumerate(indices):

@@ -4,15 +4,17 @@ empty memory slots, no memory at all (the GRU baseline)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
+from matap.atomic import atomic_write
 from matap.errors import MatapError
 from matap.experiments import stats
-from matap.experiments.report import (base_results, baseline_rows, check_eval_length, check_out, evaluate_run, header,
-                                      model_label, record_baselines, table, versus_baselines, write)
-from matap.experiments.runs import compute_used, ensure_runs, run_config
+from matap.experiments.report import (baseline_rows, evaluate_run, header, model_label, table,
+                                      versus_baselines)
+from matap.experiments.runner import Experiment, Spec, evaluation_fits
+from matap.experiments.runs import Run
+from matap.registry import EXPERIMENTS, OBJECTIVES
 
 # name -> (overrides, description). "matap" and "gru" share their run folders with `matap compare`.
 VARIANTS: dict[str, tuple[list[str], str]] = {
@@ -34,21 +36,23 @@ def add_arguments(p: Any) -> None:
                    help=f"which ablations to train (default: all of {', '.join(VARIANTS)})")
 
 
-def run(args: Any) -> Path:
-    start = time.perf_counter()
-    unknown = [v for v in args.variants if v not in VARIANTS]
+def _prepare(spec: Spec) -> Spec:
+    unknown = [v for v in spec.options.get("variants", VARIANTS) if v not in VARIANTS]
     if unknown:
         raise MatapError(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
-    chosen = {name: VARIANTS[name][0] for name in VARIANTS if name in args.variants}
-    cfg = run_config(args.config, list(args.overrides), [], args.seeds[0])
-    out, runs_dir = Path(args.out), Path(args.runs or Path(args.out) / "runs")
-    check_out(out, runs_dir)
-    check_eval_length(cfg, cfg.eval.context + cfg.eval.horizon)
-    t0 = time.perf_counter()
-    runs = ensure_runs(args.config, list(args.overrides), chosen, args.seeds, runs_dir)
-    used = compute_used(runs, time.perf_counter() - t0)
-    results = base_results("ablate", args, cfg, args.command_line)
-    frame_term = "val_rec" if cfg.objective.name == "paper" else "val_next"
+    return spec
+
+
+def _variants(spec: Spec) -> dict[str, list[str]]:
+    """The chosen variants, in the order of VARIANTS."""
+    chosen = spec.options.get("variants", VARIANTS)
+    return {name: VARIANTS[name][0] for name in VARIANTS if name in chosen}
+
+
+def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]:
+    """Per variant, the final validation scores and the 10 -> 10 prediction, over seeds."""
+    objective = OBJECTIVES.get(cfg.objective.name)
+    frame_term = f"val_{objective.frame_term}"
     context, horizon = cfg.eval.context, cfg.eval.horizon
     print("evaluating the final models on the validation set")
     rows = {}
@@ -64,15 +68,14 @@ def run(args: Any) -> Path:
             "predict_ssim": stats.summary([e["ssim"]["mean"] for e in evals]),
             "predict_mse": stats.summary([e["mse"]["mean"] for e in evals]),
         }
-    results.update({"variants": rows, "frame_term": frame_term, "epochs": cfg.train.epochs,
-                    "evaluation": {"context": context, "horizon": horizon},
-                    "headline_ssim": "val_ssim_recon" if cfg.objective.name == "paper" else "val_ssim_next",
-                    **used, "files": {"figure": "ablate.png"}})
-    record_baselines(results)
-    out.mkdir(parents=True, exist_ok=True)
-    _figure(rows, ev_label=f"{context}->{horizon} SSIM", path=out / "ablate.png")
-    results["wall_seconds"] = time.perf_counter() - start
-    return write(out, results)
+    return {"variants": rows, "frame_term": frame_term, "epochs": cfg.train.epochs,
+            "evaluation": {"context": context, "horizon": horizon}, "headline_ssim": f"val_ssim_{objective.headline}"}
+
+
+def _pictures(spec: Spec, results: dict[str, Any], runs: dict[str, list[Run]]) -> dict[str, str]:
+    ev = results["evaluation"]
+    _figure(results["variants"], ev_label=f"{ev['context']}->{ev['horizon']} SSIM", path=spec.out / "ablate.png")
+    return {"figure": "ablate.png"}
 
 
 def _figure(rows: dict[str, Any], ev_label: str, path: Path) -> None:
@@ -94,7 +97,7 @@ def _figure(rows: dict[str, Any], ev_label: str, path: Path) -> None:
         ax.set_title(title, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=70)
+    atomic_write(path, lambda fh: fig.savefig(fh, dpi=70, format="png"))
     plt.close(fig)
 
 
@@ -139,4 +142,11 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-__all__ = ["VARIANTS", "add_arguments", "render", "run"]
+EXPERIMENTS.register("ablate")(Experiment(
+    help="trained ablations: memory size K (Table 5) and components (attention, gate, masking, memory)",
+    description="Train each ablation for each seed (or reuse finished runs) and write OUT/report.md and "
+                "OUT/results.json: memory size K in {5, 10, 15, 20} and the components, mean and std over seeds.",
+    variants=_variants, analyse=_results, pictures=_pictures, render=render, add_arguments=add_arguments,
+    options=("variants",), prepare=_prepare, check=evaluation_fits))
+
+__all__ = ["VARIANTS", "add_arguments", "render"]

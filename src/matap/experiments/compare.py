@@ -4,19 +4,18 @@ the paper's Tables 1-4 and Figure 1, and a computed verdict on each of its claim
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from matap.experiments import stats
-from matap.experiments.report import (MODEL_LABELS, base_results, baseline_rows, check_eval_length, check_out,
-                                      curves_figure, evaluate_run, header, model_label, record_baselines,
-                                      sample_pictures, table, versus_baselines, write)
-from matap.experiments.runs import Run, compute_used, ensure_runs, run_config
-
-VARIANTS = {"matap": [], "gru": ["model.name=gru"]}
+from matap.experiments.claims import Claim, verdict_table
+from matap.experiments.report import (MODEL_LABELS, baseline_rows, curves_figure, evaluate_run,
+                                      header, model_label, sample_pictures, table, versus_baselines)
+from matap.experiments.runner import MODELS, Experiment, Spec, evaluation_fits, with_overrides
+from matap.experiments.runs import Run
+from matap.registry import EXPERIMENTS, OBJECTIVES
 
 # The paper's numbers (Tables 1-4), shown beside ours.
 PAPER = {
@@ -37,25 +36,18 @@ METRICS = ("val_loss", "val_ssim", "train_loss")
 
 
 def add_arguments(p: Any) -> None:
-    p.add_argument("--objective", choices=("paper", "predict"), default=None,
-                   help="paper: the reference's protocol (reproduces Table 1); predict: the corrected "
-                        "next-frame objective (default: the preset's)")
+    p.add_argument("--objective", choices=OBJECTIVES, metavar="NAME", default=None,
+                   help="the training objective (default: the preset's; paper reproduces Table 1)")
 
 
-def run(args: Any) -> Path:
-    """Train (or reuse) both models for every seed, then write results.json, report.md, figures and GIFs."""
-    start = time.perf_counter()
-    overrides = list(args.overrides) + ([f"objective.name={args.objective}"] if args.objective else [])
-    args.overrides = overrides
-    cfg = run_config(args.config, overrides, [], args.seeds[0])
-    out, runs_dir = Path(args.out), Path(args.runs or Path(args.out) / "runs")
-    check_out(out, runs_dir)
-    check_eval_length(cfg, cfg.eval.context + cfg.eval.horizon)
-    t0 = time.perf_counter()
-    runs = ensure_runs(args.config, overrides, VARIANTS, args.seeds, runs_dir)
-    used = compute_used(runs, time.perf_counter() - t0)
-    results = base_results("compare", args, cfg, args.command_line)
-    results.update(analyse(runs))
+def _prepare(spec: Spec) -> Spec:
+    objective = spec.options.get("objective")
+    return with_overrides(spec, f"objective.name={objective}") if objective else spec
+
+
+def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]:
+    """The tables and claims of the training curves, and the final models scored on the validation set."""
+    results = analyse(runs)
     print("evaluating the final models on the validation set")
     context, horizon = cfg.eval.context, cfg.eval.horizon
     results["evaluation"] = {"context": context, "horizon": horizon, "models": {}}
@@ -66,15 +58,14 @@ def run(args: Any) -> Path:
             protocol: {metric: stats.summary([p[protocol]["metrics"][metric]["mean"] for p in per_seed])
                        for metric in per_seed[0][protocol]["metrics"]}
             for protocol in ("autoencode", "predict")}
-    record_baselines(results)
-    out.mkdir(parents=True, exist_ok=True)
+    return results
+
+
+def _pictures(spec: Spec, results: dict[str, Any], runs: dict[str, list[Run]]) -> dict[str, str]:
     files = {"figure1": "figure1.png"}
-    _figure1(results, out / files["figure1"])
-    files.update(sample_pictures(runs, out, context, horizon))
-    results["files"] = files
-    results.update(used)
-    results["wall_seconds"] = time.perf_counter() - start
-    return write(out, results)
+    _figure1(results, spec.out / files["figure1"])
+    files.update(sample_pictures(runs, spec.out, results["evaluation"]["context"], results["evaluation"]["horizon"]))
+    return files
 
 
 def _pct(better: float, worse: float) -> float:
@@ -87,7 +78,7 @@ def analyse(runs: dict[str, list[Run]]) -> dict[str, Any]:
     m, g = runs["matap"], runs["gru"]
     epochs = len(m[0].history)
     curves = {name: {k: [r.column(k) for r in model_runs] for k in METRICS} for name, model_runs in runs.items()}
-    headline = "val_ssim_recon" if m[0].config.objective.name == "paper" else "val_ssim_next"
+    headline = f"val_ssim_{OBJECTIVES.get(m[0].config.objective.name).headline}"
     params = {name: _parameters(model_runs[0]) for name, model_runs in runs.items()}
 
     t1: dict[str, Any] = {name: {k: stats.summary([c[-1] for c in curves[name][k]]) for k in METRICS}
@@ -120,7 +111,7 @@ def analyse(runs: dict[str, list[Run]]) -> dict[str, Any]:
         row = {"metric": key, "threshold": threshold, "below": below,
                "paper": list(PAPER["table3"][(key, threshold)])}
         for name in runs:
-            row[name] = [stats.epochs_to_reach(c, threshold, below) for c in curves[name][key]]
+            row[name] = [stats.first_to_reach(c, threshold, below) for c in curves[name][key]]
         t3["absolute"].append(row)
     for key in ("val_loss", "val_ssim"):
         below = key == "val_loss"
@@ -138,14 +129,14 @@ def analyse(runs: dict[str, list[Run]]) -> dict[str, Any]:
                 for name, c in (("matap", a), ("gru", b)):
                     # A threshold equal to a run's best is reached there: compare with a hair of slack.
                     eps = 1e-12 * (1 if below else -1)
-                    row[name].append(stats.epochs_to_reach(c, threshold + eps, below))
+                    row[name].append(stats.first_to_reach(c, threshold + eps, below))
             t3["relative"].append(row)
 
     t4 = {key: {name: {"best": stats.summary([(min(c) if key == "val_loss" else max(c)) for c in curves[name][key]]),
                        "epochs": [int(np.argmin(c) if key == "val_loss" else np.argmax(c)) + 1 for c in curves[name][key]]}
                 for name in runs} for key in ("val_loss", "val_ssim")}
 
-    return {"variants": VARIANTS, "epochs": epochs, "headline_ssim": headline, "parameters": params,
+    return {"variants": MODELS, "epochs": epochs, "headline_ssim": headline, "parameters": params,
             "curves": curves, "table1": t1, "table2": t2, "table3": t3, "table4": t4,
             "claims": claims(curves, t3, epochs)}
 
@@ -165,10 +156,7 @@ def claims(curves: dict[str, dict[str, list[list[float]]]], t3: dict[str, Any], 
 
     def claim(cid: str, source: str, text: str, paper: str, measure: str, values: list[float], target: float,
               unit: str = "", log: bool = False) -> None:
-        s = stats.summary(np.log(values).tolist() if log else values)
-        out.append({"id": cid, "source": source, "claim": text, "paper": paper, "measure": measure, "unit": unit,
-                    "per_seed": [float(v) for v in values], "summary": s, "log_scale": log,
-                    "target": target, "verdict": stats.verdict(s, math.log(target) if log else target)})
+        out.append(Claim(cid, text, measure, values, target, source, paper, unit, log).to_json())
 
     final = {k: [(c[-1], d[-1]) for c, d in zip(cm[k], cg[k])] for k in METRICS}
     claim("final-val-loss", "abstract, §4.2, §7", "MA-TAP ends with a lower validation loss than the baseline",
@@ -243,7 +231,7 @@ def render(r: dict[str, Any]) -> str:
     f, fs = stats.fmt, stats.fmt_summary
     n = len(r["seeds"])
     what = ("the paper's protocol (the reference's objective: the predictor's output decoded against the *current* "
-            "frame)" if r["objective"] == "paper" else
+            "frame)" if OBJECTIVES.get(r["objective"]).target_offset == 0 else
             "the corrected next-frame objective (the prediction decoded against the *next* frame)")
     ssim_what = ("reconstruction SSIM (teacher-forced, against the current frame)" if r["headline_ssim"] == "val_ssim_recon"
                  else "next-frame SSIM (teacher-forced, against the next frame)")
@@ -353,23 +341,23 @@ def render(r: dict[str, Any]) -> str:
     parts += versus_baselines({MODEL_LABELS[name]: per_seed[name] for name in ("matap", "gru")}, baselines,
                               f"{ev['context']} -> {ev['horizon']} prediction")
 
-    rows = []
-    for c in r["claims"]:
-        s = c["summary"]
-        if c["log_scale"]:
-            mean = stats.fmt_g(None if s["mean"] is None else math.exp(s["mean"]), c["unit"])
-            ci = stats.fmt_ci(s) if s["ci"] is None else f"[{math.exp(s['ci'][0]):.3g}, {math.exp(s['ci'][1]):.3g}]"
-        else:
-            mean = stats.fmt_g(s["mean"], c["unit"])
-            ci = stats.fmt_ci(s, 4)
-        rows.append([c["claim"], c["source"], c["paper"], c["measure"], mean, ci, f"**{c['verdict']}**"])
     parts += ["## The paper's claims, tested", "",
               f"Each claim is a quantity computed per seed that is larger when the claim is right; the verdict "
               f"compares the 95% confidence interval of its mean over the {n} seed(s) (Student t) with the claim's "
               "target: **holds** if the whole interval lies above it, **does not hold** if the whole interval lies "
               "at or below it, **inconclusive** otherwise (always with one seed).", "",
-              table(["claim", "where", "paper", "measured as", "mean", "95% CI", "verdict"], rows), ""]
+              verdict_table(r["claims"]), ""]
     return "\n".join(parts)
 
 
-__all__ = ["PAPER", "VARIANTS", "add_arguments", "analyse", "claims", "render", "run"]
+EXPERIMENTS.register("compare")(Experiment(
+    help="train MA-TAP and the GRU baseline on several seeds; the paper's Tables 1-4, Figure 1 and a verdict on "
+         "each claim",
+    description="Train MA-TAP and the GRU baseline on identical data for each seed (or reuse finished runs), then "
+                "write OUT/report.md, OUT/results.json, figures and GIFs: the paper's Tables 1-4 and Figure 1 with "
+                "its numbers beside ours, 10 -> 10 prediction scores, and a computed verdict on each of the paper's "
+                "claims.",
+    variants=lambda spec: MODELS, analyse=_results, pictures=_pictures, render=render,
+    add_arguments=add_arguments, options=("objective",), prepare=_prepare, check=evaluation_fits))
+
+__all__ = ["PAPER", "add_arguments", "analyse", "claims", "render"]

@@ -4,7 +4,6 @@ training length; per-frame SSIM, MSE and BCE show how fast each one drifts."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,12 @@ import numpy as np
 from matap.baselines import LABELS
 from matap.errors import MatapError
 from matap.experiments import stats
-from matap.experiments.compare import VARIANTS
-from matap.experiments.report import (MODEL_LABELS, base_results, baseline_rows, check_out, curves_figure,
-                                      evaluate_run, header, model_label, record_baselines, sample_pictures, table,
-                                      versus_baselines, write)
-from matap.experiments.runs import compute_used, ensure_runs, run_config
+from matap.experiments.claims import Claim, verdict_table
+from matap.experiments.report import (MODEL_LABELS, baseline_rows, curves_figure, evaluate_run, header, model_label,
+                                      sample_pictures, table, versus_baselines)
+from matap.experiments.runner import MODELS, Experiment, Spec
+from matap.experiments.runs import Run
+from matap.registry import EXPERIMENTS
 
 SSIM_LEVELS = (0.5, 0.4, 0.3, 0.2, 0.1)
 CURVE_METRICS = ("ssim", "mse", "bce")
@@ -29,37 +29,37 @@ def add_arguments(p: Any) -> None:
     p.add_argument("--horizon", type=int, default=90, help="frames rolled out after the context (default: 90)")
 
 
-def run(args: Any) -> Path:
-    start = time.perf_counter()
-    if args.context < 1 or args.horizon < 2:
-        raise MatapError(f"--context ({args.context}) must be >= 1 and --horizon ({args.horizon}) >= 2")
-    cfg = run_config(args.config, list(args.overrides), [], args.seeds[0])
+def _prepare(spec: Spec) -> Spec:
+    context, horizon = spec.options["context"], spec.options["horizon"]
+    if context < 1 or horizon < 2:
+        raise MatapError(f"--context ({context}) must be >= 1 and --horizon ({horizon}) >= 2")
+    return spec
+
+
+def _check(spec: Spec, cfg: Any) -> None:
     if cfg.data.source == "array":
         raise MatapError("drift generates long validation sequences; it needs data.source=mnist or idx")
-    out, runs_dir = Path(args.out), Path(args.runs or Path(args.out) / "runs")
-    check_out(out, runs_dir)
-    t0 = time.perf_counter()
-    runs = ensure_runs(args.config, list(args.overrides), VARIANTS, args.seeds, runs_dir)
-    used = compute_used(runs, time.perf_counter() - t0)
-    print(f"rolling out {args.context} -> {args.horizon} frames on the validation set")
+
+
+def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]:
+    """Per model and seed, the per-frame metrics of a long rollout on the validation set, and the claims."""
+    context, horizon = spec.options["context"], spec.options["horizon"]
+    print(f"rolling out {context} -> {horizon} frames on the validation set")
     curves = {name: {m: [] for m in CURVE_METRICS} for name in runs}
     for name, model_runs in runs.items():
         for r in model_runs:
-            result = evaluate_run(r.run_dir, {"rollout": (args.context, args.horizon)},
-                                  seq_len=args.context + args.horizon)["rollout"]["metrics"]
+            result = evaluate_run(r.run_dir, {"rollout": (context, horizon)},
+                                  seq_len=context + horizon)["rollout"]["metrics"]
             for m in CURVE_METRICS:
                 curves[name][m].append(result[m]["per_timestep"])
-    results = base_results("drift", args, cfg, args.command_line)
-    results.update(analyse(curves, args.context, args.horizon, cfg.data.seq_len))
-    results.update(used)
-    record_baselines(results)
-    out.mkdir(parents=True, exist_ok=True)
-    draw_figure(results, out)
+    return analyse(curves, context, horizon, cfg.data.seq_len)
+
+
+def _pictures(spec: Spec, results: dict[str, Any], runs: dict[str, list[Run]]) -> dict[str, str]:
+    draw_figure(results, spec.out)
     files = {"drift": "drift.png"}
-    files.update(sample_pictures(runs, out, args.context, args.horizon, num=2))
-    results["files"] = files
-    results["wall_seconds"] = time.perf_counter() - start
-    return write(out, results)
+    files.update(sample_pictures(runs, spec.out, results["context"], results["horizon"], num=2))
+    return files
 
 
 def draw_figure(results: dict[str, Any], out: Path) -> None:
@@ -76,7 +76,7 @@ def draw_figure(results: dict[str, Any], out: Path) -> None:
 def analyse(curves: dict[str, dict[str, list[list[float]]]], context: int, horizon: int, train_len: int
             ) -> dict[str, Any]:
     seeds = len(curves["matap"]["ssim"])
-    below = {name: {str(level): [stats.epochs_to_reach(c, level, below=True) for c in curves[name]["ssim"]]
+    below = {name: {str(level): [stats.first_to_reach(c, level, below=True) for c in curves[name]["ssim"]]
                     for level in SSIM_LEVELS} for name in curves}
     # Frames predicted within the training length vs beyond it.
     inside = max(1, min(horizon, train_len - context))
@@ -95,9 +95,7 @@ def analyse(curves: dict[str, dict[str, list[list[float]]]], context: int, horiz
             ("mitigates-drift", "MA-TAP mitigates error accumulation in autoregressive generation (abstract)",
              f"mean SSIM advantage (MA-TAP - GRU) over frames {late + 1}-{horizon}",
              [float(a[late:].mean()) for a in adv], 0.0)):
-        s = stats.summary(values)
-        claims.append({"id": cid, "claim": text, "measure": measure, "per_seed": values, "summary": s,
-                       "target": target, "verdict": stats.verdict(s, target)})
+        claims.append(Claim(cid, text, measure, values, target).to_json())
     per_model = {name: {m: {"mean": np.mean(curves[name][m], axis=0).tolist(),
                             "std": (np.std(curves[name][m], axis=0, ddof=1).tolist() if seeds > 1 else None)}
                         for m in CURVE_METRICS} for name in curves}
@@ -144,17 +142,23 @@ def render(r: dict[str, Any]) -> str:
               table(["level", "MA-TAP", "GRU baseline"], rows), ""]
     parts += versus_baselines({MODEL_LABELS[name]: per_seed[name] for name in ("matap", "gru")}, baselines,
                               f"{r['context']} -> {H} rollout, mean over the {H} predicted frames")
-    rows = [[c["claim"], c["measure"], stats.fmt_g(c["summary"]["mean"]), stats.fmt_ci(c["summary"]),
-             f"**{c['verdict']}**"] for c in r["claims"]]
     parts += ["## Verdicts", "",
               "Positive values favour the claim; the verdict compares the 95% confidence interval over seeds "
               "(Student t) with 0: **holds** if the interval lies above it, **does not hold** if it lies at or below, "
               "**inconclusive** otherwise.", "",
-              table(["claim", "measured as", "mean", "95% CI", "verdict"], rows), "",
+              verdict_table(r["claims"]), "",
               "Animations of ground truth beside the rollout: "
               + ", ".join(f"[{MODEL_LABELS[k]}]({r['files'][k]})" for k in ("matap", "gru")) + "; "
               f"[still frames]({r['files']['samples']}).", ""]
     return "\n".join(parts)
 
 
-__all__ = ["add_arguments", "analyse", "draw_figure", "render", "run"]
+EXPERIMENTS.register("drift")(Experiment(
+    help="long-horizon rollouts of both models (10 -> 90 frames): per-frame metrics and verdicts",
+    description="Train both models for each seed (or reuse finished runs), roll them out far past their training "
+                "length and write OUT/report.md, OUT/results.json, a figure of per-frame SSIM, MSE and BCE, and GIFs.",
+    variants=lambda spec: MODELS, analyse=_results, pictures=_pictures, render=render,
+    add_arguments=add_arguments, options=("context", "horizon"), prepare=_prepare, check=_check,
+    scored=lambda results: ("rollout", results["context"], results["horizon"]), redraw=draw_figure))
+
+__all__ = ["add_arguments", "analyse", "draw_figure", "render"]

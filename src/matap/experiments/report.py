@@ -5,17 +5,18 @@ a run, the trivial baselines beside it, sample pictures)."""
 from __future__ import annotations
 
 import json
-import os
-import platform
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from matap.atomic import atomic_write
 from matap.baselines import (BASELINES, HIGHER_IS_BETTER, LABELS, VERDICT_METRICS, beats, evaluate_baselines,
                              mean_training_frame, means, verdicts, worse_than_black)
 from matap.errors import MatapError
+from matap.machine import describe
+from matap.registry import EXPERIMENTS, OBJECTIVES
 
 RESULTS, REPORT = "results.json", "report.md"
 MODEL_LABELS = {"matap": "MA-TAP", "gru": "GRU baseline"}
@@ -82,17 +83,7 @@ def versus_baselines(models: dict[str, dict[str, Sequence[float]]], baselines: d
 def machine() -> dict[str, Any]:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {**describe(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def header(results: dict[str, Any], title: str) -> str:
@@ -120,11 +111,13 @@ def data_description(cfg: Any) -> str:
             f"sequences of {d.seq_len} frames (data seed {d.seed}); scores on the validation set")
 
 
-def base_results(kind: str, args: Any, cfg: Any, command: str) -> dict[str, Any]:
+def base_results(kind: str, spec: Any, cfg: Any) -> dict[str, Any]:
+    """What every results.json starts with: what was run (``spec``, a
+    :class:`matap.experiments.runner.Spec`), on what data and machine."""
     from matap import __version__
 
-    return {"kind": kind, "command": command, "preset": args.config, "overrides": list(args.overrides),
-            "objective": cfg.objective.name, "seeds": list(args.seeds), "matap_version": __version__,
+    return {"kind": kind, "command": spec.command, "preset": spec.preset, "overrides": list(spec.overrides),
+            "objective": cfg.objective.name, "seeds": list(spec.seeds), "matap_version": __version__,
             "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "data": data_description(cfg),
             "train": {"epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "lr": cfg.train.lr,
@@ -133,12 +126,9 @@ def base_results(kind: str, args: Any, cfg: Any, command: str) -> dict[str, Any]
 
 def write(out: Path, results: dict[str, Any]) -> Path:
     """Write results.json, then render report.md from what was written."""
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{RESULTS}.tmp"
     from matap.experiments.stats import finite_or_none
 
-    tmp.write_text(json.dumps(finite_or_none(results), indent=1, allow_nan=False))
-    os.replace(tmp, out / RESULTS)
+    atomic_write(out / RESULTS, json.dumps(finite_or_none(results), indent=1, allow_nan=False))
     return render_folder(out)
 
 
@@ -148,67 +138,35 @@ def render_folder(out: str | Path, add_baselines: bool = False) -> Path:
     out = Path(out)
     path = out / RESULTS
     if not path.is_file():
-        raise MatapError(f"{out}: no {RESULTS}; is this an experiment folder (compare, ablate, drift)?")
+        raise MatapError(f"{out}: no {RESULTS}; is this an experiment folder ({', '.join(EXPERIMENTS)})?")
     try:
         results = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise MatapError(f"{path}: not valid JSON ({exc})") from None
-    renderers = _renderers()
     kind = results.get("kind") if isinstance(results, dict) else None
-    if kind not in renderers:
+    if kind not in EXPERIMENTS:
         raise MatapError(f"{path}: unknown experiment kind {kind!r}")
+    experiment = EXPERIMENTS.get(kind)
     if add_baselines:
         record_baselines(results)
-        draw = _figures_with_baselines().get(kind)
-        if draw is not None:
-            draw(results, out)
+        if experiment.redraw is not None:
+            experiment.redraw(results, out)
         return write(out, results)
-    (out / REPORT).write_text(renderers[kind](results))
-    return out / REPORT
-
-
-def _renderers() -> dict[str, Callable[[dict[str, Any]], str]]:
-    from matap.experiments import ablate, compare, drift
-
-    return {"compare": compare.render, "ablate": ablate.render, "drift": drift.render}
-
-
-def _figures_with_baselines() -> dict[str, Callable[[dict[str, Any], Path], None]]:
-    """Per experiment kind, the function that draws its figures that show the baselines from results.json."""
-    from matap.experiments import drift
-
-    return {"drift": drift.draw_figure}
-
-
-def validation_videos(cfg: Any, seq_len: int | None = None) -> np.ndarray:
-    """uint8 (N, T, 64, 64): the validation set of ``cfg`` that experiments score on, generated
-    ``seq_len`` frames long when that is longer than ``data.seq_len``."""
-    from matap.data import generated_split, load_videos
-
-    if cfg.data.source == "array":
-        return load_videos(cfg.data.val_path)
-    return generated_split(cfg.data, "val", seq_len=max(cfg.data.seq_len, seq_len or 0))
+    return atomic_write(out / REPORT, experiment.render(results))
 
 
 def evaluate_run(run_dir: Path, protocols: dict[str, tuple[int, int]], seq_len: int | None = None
                  ) -> dict[str, Any]:
     """Evaluate the last checkpoint of a run (the model after its final epoch) on its
     validation set, generated ``seq_len`` frames long when given; protocol -> result."""
+    from matap.checkpoint import load_model
+    from matap.data import validation_videos
     from matap.evaluation import evaluate
-    from matap.training import load_model
 
     model, cfg, _ = load_model(run_dir, "last")
-    videos = validation_videos(cfg, seq_len)
+    videos = validation_videos(cfg.data, seq_len)
     return {name: evaluate(model, videos, name, context, horizon, cfg.eval.batch_size)
             for name, (context, horizon) in protocols.items()}
-
-
-def scored_predictions(results: dict[str, Any]) -> tuple[str, int, int]:
-    """The protocol, context and horizon with which an experiment scored its models' predictions:
-    10 -> 10 ``predict`` for compare and ablate, the long ``rollout`` for drift."""
-    if results["kind"] == "drift":
-        return "rollout", results["context"], results["horizon"]
-    return "predict", results["evaluation"]["context"], results["evaluation"]["horizon"]
 
 
 def record_baselines(results: dict[str, Any]) -> None:
@@ -217,14 +175,15 @@ def record_baselines(results: dict[str, Any]) -> None:
     :func:`evaluate_run` generated it) and store them as ``results["baselines"]``: name ->
     metric -> {"mean", "per_timestep"}. They depend on the data only, so an older results.json
     can gain them without its runs."""
+    from matap.data import validation_videos
     from matap.experiments.runs import run_config
 
     cfg = run_config(results["preset"], results["overrides"], [], results["seeds"][0])
     if data_description(cfg) != results["data"]:
         raise MatapError(f"preset {results['preset']!r} now gives other data ({data_description(cfg)}) than the "
                          f"experiment used ({results['data']}); its baselines cannot be recomputed")
-    protocol, context, horizon = scored_predictions(results)
-    scores = evaluate_baselines(validation_videos(cfg, context + horizon), mean_training_frame(cfg), protocol,
+    protocol, context, horizon = EXPERIMENTS.get(results["kind"]).scored(results)
+    scores = evaluate_baselines(validation_videos(cfg.data, context + horizon), mean_training_frame(cfg), protocol,
                                 context, horizon, cfg.eval.batch_size)
     results["baselines"] = {name: value["metrics"] for name, value in scores.items()}
 
@@ -235,8 +194,9 @@ def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int,
     import torch
 
     from matap import viz
-    from matap.training import load_model
-    from matap.training.module import to_frames
+    from matap.checkpoint import load_model
+    from matap.data import to_frames, validation_videos
+    from matap.evaluation import reconstruct
 
     files: dict[str, str] = {}
     rows: list[np.ndarray] = []
@@ -245,15 +205,15 @@ def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int,
     for name, model_runs in runs.items():
         model, cfg, _ = load_model(model_runs[0].run_dir, "last")
         if clip is None:
-            clip = np.array(validation_videos(cfg, context + horizon)[:num, :context + horizon])
+            clip = np.array(validation_videos(cfg.data, context + horizon)[:num, :context + horizon])
             rows.append(clip.astype(np.float32) / 255)
             labels.append("ground truth")
         with torch.inference_mode():
             x = to_frames(torch.from_numpy(clip))
-            forced = torch.sigmoid(model.decode(model(x).z_next))[:, :, 0].numpy()
+            forced = reconstruct(model, x)[:, :, 0].numpy()
             pred = model.rollout(x[:, :context], horizon)[:, :, 0].numpy()
         label = MODEL_LABELS.get(name, name)
-        if cfg.objective.name == "paper":  # trained to decode its output at t as frame t
+        if OBJECTIVES.get(cfg.objective.name).target_offset == 0:  # trained to decode its output at t as frame t
             rows.append(forced)
             labels.append(f"{label}: teacher-forced output at t (the paper's reconstruction of frame t)")
         else:  # trained to decode its output at t as frame t+1: shown under the frame it predicts
@@ -262,8 +222,7 @@ def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int,
         rows.append(np.concatenate([np.zeros_like(clip[:, :context], dtype=np.float32), pred], axis=1))
         labels.append(f"{label}: rollout from the first {context} frames")
         gif = f"{name}.gif"
-        shown = np.concatenate([clip[:, :context].astype(np.float32) / 255, pred], axis=1)
-        viz.save_gif([clip, shown], out / gif, scale=1)
+        viz.save_prediction_gif(clip, pred, out / gif, scale=1)
         files[name] = gif
     _sample_figure(rows, labels, out / "samples.png")
     files["samples"] = "samples.png"
@@ -286,7 +245,7 @@ def _sample_figure(rows: list[np.ndarray], labels: list[str], path: Path) -> Non
         ax.set_title(label, fontsize=10, loc="left")
         ax.axis("off")
     fig.tight_layout(pad=0.3)
-    fig.savefig(path, dpi=60)
+    atomic_write(path, lambda fh: fig.savefig(fh, dpi=60, format="png"))
     plt.close(fig)
 
 
@@ -314,7 +273,7 @@ def curves_figure(panels: list[tuple[str, dict[str, np.ndarray]]], xlabel: str, 
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=70)
+    atomic_write(path, lambda fh: fig.savefig(fh, dpi=70, format="png"))
     plt.close(fig)
 
 
@@ -335,4 +294,4 @@ def check_out(out: Path, runs_dir: Path) -> None:
 
 __all__ = ["MODEL_LABELS", "base_results", "baseline_rows", "check_eval_length", "check_out", "curves_figure",
            "data_description", "evaluate_run", "header", "machine", "model_label", "record_baselines", "render_folder",
-           "sample_pictures", "scored_predictions", "table", "validation_videos", "versus_baselines", "write"]
+           "sample_pictures", "table", "versus_baselines", "write"]

@@ -50,11 +50,12 @@ def rolling_variance(values: Sequence[float], window: int = 5) -> list[float]:
     return [float(v[i:i + w].var(ddof=1)) for i in range(v.size - w + 1)]
 
 
-def epochs_to_reach(values: Sequence[float], threshold: float, below: bool) -> int | None:
-    """First epoch (1-based) whose value is below (or above) ``threshold``; None if never."""
-    for epoch, value in enumerate(values, 1):
+def first_to_reach(values: Sequence[float], threshold: float, below: bool) -> int | None:
+    """First position (1-based: an epoch of a training curve, a frame of a rollout) whose value is
+    below (or above) ``threshold``; None if never."""
+    for position, value in enumerate(values, 1):
         if (value < threshold) if below else (value > threshold):
-            return epoch
+            return position
     return None
 
 
@@ -106,5 +107,5 @@ def fmt_ci(s: dict[str, Any], digits: int = 4) -> str:
     return f"[{fmt(s['ci'][0], digits)}, {fmt(s['ci'][1], digits)}]"
 
 
-__all__ = ["FAILS", "HOLDS", "UNSURE", "epochs_to_reach", "finite_or_none", "fmt", "fmt_ci", "fmt_g", "fmt_summary", "oscillation",
+__all__ = ["FAILS", "HOLDS", "UNSURE", "first_to_reach", "finite_or_none", "fmt", "fmt_ci", "fmt_g", "fmt_summary", "oscillation",
            "rolling_variance", "summary", "verdict"]

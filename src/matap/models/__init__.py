@@ -1,68 +1,45 @@
-"""Model registry: a model is a name that builds a cell; everything else is shared."""
+"""Models: a model is a registered cell (``matap.registry.CELLS``, filled by ``@register_cell``
+in :mod:`matap.modules`) unrolled by the shared :class:`LatentVideoModel`."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import inspect
+from typing import Any
 
+from matap.config import MODEL_KEYS, Config, ModelConfig, cell_options, validate
 from matap.models.video_model import LatentVideoModel, TeacherForced
-from matap.modules.cells import Cell, GRUBaselineCell, MATAPCell
-
-CellFactory = Callable[..., Cell]
-_REGISTRY: dict[str, CellFactory] = {}
-
-
-def register_cell(name: str) -> Callable[[CellFactory], CellFactory]:
-    """Register ``factory(latent_dim, memory_size, num_heads, attn_dropout, use_attention,
-    use_gate, mask_empty) -> Cell`` under ``name``; it may ignore arguments it does not use."""
-
-    def wrap(factory: CellFactory) -> CellFactory:
-        _REGISTRY[name] = factory
-        return factory
-
-    return wrap
-
-
-@register_cell("gru")
-def _gru(latent_dim: int, **_: Any) -> Cell:
-    return GRUBaselineCell(latent_dim)
-
-
-@register_cell("matap")
-def _matap(latent_dim: int, memory_size: int, num_heads: int, attn_dropout: float,
-           use_attention: bool, use_gate: bool, mask_empty: bool) -> Cell:
-    return MATAPCell(latent_dim, memory_size, num_heads, attn_dropout, use_attention, use_gate, mask_empty)
+from matap.registry import CELLS, register_cell
 
 
 def available_models() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(CELLS.names())
 
 
 def build_model(name: str = "matap", **overrides: Any) -> LatentVideoModel:
     """Build a registered model at the paper's configuration, with keyword overrides.
 
-    Keys are those of :class:`matap.config.ModelConfig`, e.g.
+    Keys are those of :class:`matap.config.ModelConfig` and the cell's own options, e.g.
     ``build_model("matap", memory_size=5, use_gate=False)``.
     """
-    from matap.config import ModelConfig, validate, Config  # local: keeps the registry importable alone
-
-    if name not in _REGISTRY:
+    if name not in CELLS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}")
-    fields = ModelConfig.__dataclass_fields__
-    unknown = set(overrides) - set(fields)
+    fields, options = MODEL_KEYS, cell_options(name)
+    unknown = set(overrides) - set(fields) - set(options)
     if unknown:
-        raise ValueError(f"unknown model option(s) {sorted(unknown)}; known: {', '.join(fields)}")
-    cfg = Config(model=ModelConfig(name=name, **overrides))
+        raise ValueError(f"unknown model option(s) {sorted(unknown)}; known: {', '.join([*fields, *options])}")
+    cfg = Config(model=ModelConfig(name=name, **{k: v for k, v in overrides.items() if k in fields}))
+    cfg.model.options = {k: v for k, v in overrides.items() if k in options}
     validate(cfg)
     return model_from_config(cfg.model)
 
 
-def model_from_config(m: Any) -> LatentVideoModel:
-    """Build from a :class:`matap.config.ModelConfig` (already validated)."""
-    cell = _REGISTRY[m.name](
-        latent_dim=m.latent_dim, memory_size=m.memory_size, num_heads=m.num_heads,
-        attn_dropout=m.attn_dropout, use_attention=m.use_attention, use_gate=m.use_gate,
-        mask_empty=m.mask_empty,
-    )
+def model_from_config(m: ModelConfig) -> LatentVideoModel:
+    """Build from a :class:`matap.config.ModelConfig` (already validated): the cell registered as
+    ``m.name`` receives the keywords of its signature that the config holds."""
+    factory = CELLS.get(m.name)
+    values = {**{k: getattr(m, k) for k in MODEL_KEYS}, **m.options}
+    accepted = inspect.signature(factory).parameters
+    cell = factory(**{k: v for k, v in values.items() if k in accepted})
     return LatentVideoModel(cell, m.latent_dim, m.encoder_dropout, m.predictor_dropout, m.rollout_feedback)
 
 

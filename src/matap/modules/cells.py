@@ -1,7 +1,10 @@
 """Recurrent cells. Every cell maps ``(z_t, state) -> (h_t, state)``.
 
 A new cell subclasses :class:`Cell`, implements ``initial_state`` and
-``forward``, and is registered in :mod:`matap.models`; nothing else changes.
+``forward``, and is registered as a model name with ``@register_cell(name)``;
+its constructor receives the keys of the model config that it names, and its
+own options (keywords with defaults) are set as ``model.<option>=value``.
+Nothing else changes.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from matap.registry import register_cell
 
 
 class Cell(nn.Module):
@@ -26,6 +31,7 @@ class Cell(nn.Module):
         raise NotImplementedError
 
 
+@register_cell("gru")
 class GRUBaselineCell(Cell):
     """The paper's BASELINE: Dense(d) input projection -> GRU -> LayerNorm."""
 
@@ -84,6 +90,7 @@ class RetrospectiveAttention(nn.Module):
         return self.out_proj(context)
 
 
+@register_cell("matap")
 class MATAPCell(Cell):
     """The MA-TAP cell (paper, Eq. 1-5 and appendix A.3).
 

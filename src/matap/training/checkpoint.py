@@ -1,18 +1,13 @@
-"""Checkpoints: written atomically, loaded without running code."""
+"""Lightning's checkpoint I/O, through matap's atomic writes and safe loads (:mod:`matap.checkpoint`)."""
 
 from __future__ import annotations
 
-import os
-import pickle
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from matap.errors import MatapError
+from matap.checkpoint import atomic_save, safe_load
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -24,68 +19,3 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         return safe_load(Path(path))
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def safe_load(path: Path) -> dict[str, Any]:
-    """``torch.load(weights_only=True)``: tensors and plain containers only, never code."""
-    if not path.is_file():
-        raise MatapError(f"{path}: no such checkpoint file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
-        raise MatapError(f"{path}: refused to load: the checkpoint holds objects other than tensors and plain "
-                         f"data, which could run code ({first[:160]})") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise MatapError(f"{path}: not a readable checkpoint (truncated or corrupt?): {str(exc).splitlines()[0][:160]}") from None
-    if not isinstance(obj, dict) or "state_dict" not in obj or "matap_config" not in obj:
-        raise MatapError(f"{path}: not a matap checkpoint (no state_dict/matap_config)")
-    return obj
-
-
-def find_checkpoint(run_or_file: str | Path, which: str = "best") -> Path:
-    """A checkpoint file, or a run folder (then its ``best`` or ``last`` checkpoint)."""
-    path = Path(run_or_file)
-    if path.is_dir():
-        for name in (f"{which}.ckpt", "last.ckpt", "best.ckpt"):
-            if (path / "checkpoints" / name).is_file():
-                return path / "checkpoints" / name
-        raise MatapError(f"{path}: no checkpoints/{which}.ckpt in this run folder (has training finished an epoch?)")
-    if not path.exists():
-        raise MatapError(f"{path}: no such run folder or checkpoint file")
-    return path
-
-
-def load_checkpoint(run_or_file: str | Path, which: str = "best") -> tuple[dict[str, Any], Path]:
-    path = find_checkpoint(run_or_file, which)
-    return safe_load(path), path
-
-
-def load_model(run_or_file: str | Path, which: str = "best") -> tuple[torch.nn.Module, Any, Path]:
-    """(model in eval mode, its Config, the checkpoint path) from a run folder or checkpoint."""
-    from matap.config import config_from_dict
-    from matap.models import model_from_config
-
-    ckpt, path = load_checkpoint(run_or_file, which)
-    cfg = config_from_dict(ckpt["matap_config"], origin=str(path))
-    model = model_from_config(cfg.model)
-    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise MatapError(f"{path}: weights do not match the model in its config ({str(exc).splitlines()[0]})") from None
-    return model.eval(), cfg, path

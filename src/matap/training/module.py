@@ -11,13 +11,9 @@ import torch
 
 from matap import metrics
 from matap.config import Config, config_from_dict
+from matap.data import to_frames
 from matap.models import count_parameters, model_from_config
-from matap.objectives import build_objective
-
-
-def to_frames(batch: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 (B, T, H, W) -> float (B, T, 1, H, W) in [0, 1]."""
-    return batch.unsqueeze(2).to(dtype).div_(255.0)
+from matap.objectives import ObjectiveOutput, build_objective
 
 
 class MatapModule(L.LightningModule):
@@ -61,14 +57,21 @@ class MatapModule(L.LightningModule):
             if self.trainer.strategy.reduce_boolean_decision(late, all=False):
                 self.trainer.should_stop = True
 
+    def training_loss(self, x: torch.Tensor, progress: float) -> ObjectiveOutput:
+        """The objective on frames x (B, T, 1, H, W) at training ``progress``; raises FloatingPointError
+        when the loss is not finite. ``matap bench`` times this with the optimiser step below."""
+        out = self.objective(self.model, x, progress=progress)
+        if not torch.isfinite(out.loss):
+            raise FloatingPointError(f"non-finite training loss ({out.loss.item()})")
+        return out
+
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         x = to_frames(batch)
-        out = self.objective(self.model, x, progress=self.progress())
-        if not torch.isfinite(out.loss):
-            raise FloatingPointError(
-                f"non-finite training loss ({out.loss.item()}) at epoch {self.current_epoch + 1}, "
-                f"step {batch_idx + 1} (global step {self.global_step + 1})"
-            )
+        try:
+            out = self.training_loss(x, self.progress())
+        except FloatingPointError as exc:
+            raise FloatingPointError(f"{exc} at epoch {self.current_epoch + 1}, step {batch_idx + 1} "
+                                     f"(global step {self.global_step + 1})") from None
         B = x.shape[0]
         self.log("train_loss", out.loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=B, sync_dist=True)
         for name, value in out.terms.items():
@@ -90,8 +93,11 @@ class MatapModule(L.LightningModule):
         self.log_dict(logged, on_epoch=True, batch_size=B, sync_dist=True)
         self.log("val_ssim", headline, on_epoch=True, prog_bar=True, batch_size=B, sync_dist=True)
 
+    def optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.cfg.train.lr)
+
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.train.lr)
+        optimizer = self.optimizer()
         if self.cfg.train.schedule == "cosine" and self.cfg.train.max_time > 0:
             # Over the time budget: the rate follows the clock, whatever the machine's speed.
             def cosine_of_progress(step: int) -> float:  # a plain function: LambdaLR does not save it

@@ -27,20 +27,16 @@ import yaml
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from matap.config import Config, config_from_dict, parse_override, set_value, validate
+from matap.atomic import atomic_write
+from matap.checkpoint import safe_load
+from matap.config import Config, apply_overrides, config_from_dict, validate
 from matap.data import load_split, make_loader, training_stream
 from matap.errors import MatapError
 from matap.runtime import keep_freed_memory
-from matap.training.checkpoint import AtomicCheckpointIO, safe_load
+from matap.training.checkpoint import AtomicCheckpointIO
 from matap.training.module import MatapModule
 
 RUN_FILES = ("config.yaml", "history.csv", "checkpoints", "tb")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _is_launched_worker() -> bool:
@@ -122,9 +118,8 @@ class RunCheckpoint(Callback):
             if trainer.is_global_zero:
                 self._write_history()
                 if improved:
-                    tmp = ckpt_dir / ".best.ckpt.tmp"
-                    shutil.copyfile(ckpt_dir / "last.ckpt", tmp)
-                    os.replace(tmp, ckpt_dir / "best.ckpt")
+                    with open(ckpt_dir / "last.ckpt", "rb") as last:
+                        atomic_write(ckpt_dir / "best.ckpt", lambda fh: shutil.copyfileobj(last, fh))
         trainer.strategy.barrier()
 
     def _write_history(self) -> None:
@@ -135,7 +130,7 @@ class RunCheckpoint(Callback):
         writer = csv.DictWriter(buf, fieldnames=columns)
         writer.writeheader()
         writer.writerows(self.history)
-        _write_atomic(self.run_dir / "history.csv", buf.getvalue())
+        atomic_write(self.run_dir / "history.csv", buf.getvalue())
 
 
 def _prepare_run_dir(run_dir: Path, cfg: Config, overwrite: bool) -> None:
@@ -151,7 +146,7 @@ def _prepare_run_dir(run_dir: Path, cfg: Config, overwrite: bool) -> None:
         target = run_dir / name
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(run_dir / "config.yaml", cfg.to_yaml())
+    atomic_write(run_dir / "config.yaml", cfg.to_yaml())
 
 
 class _NoAdverts(logging.Filter):
@@ -257,15 +252,9 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     ckpt = safe_load(last)
     cfg = config_from_dict(ckpt["matap_config"], origin=str(last))
     del ckpt
-    for text in overrides:
-        section, key, value = parse_override(text)
-        if section != "train":
-            raise MatapError(f"override {text!r}: a resumed run keeps its model, data and objective; "
-                             "only train.* keys may change")
-        set_value(cfg, section, key, value, f"override {text!r}")
-    validate(cfg)
+    apply_overrides(cfg, overrides, only=("train",), reason="a resumed run keeps its model, data and objective")
     if not _is_launched_worker():
-        _write_atomic(run_dir / "config.yaml", cfg.to_yaml())
+        atomic_write(run_dir / "config.yaml", cfg.to_yaml())
     return _fit(cfg, run_dir, last)
 
 

@@ -1,0 +1,63 @@
+"""The table ``matap bench`` prints, and the keys of every model's result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matap.bench.settings import PROFILE_STEPS
+
+RESULT_KEYS = ("train_frames_per_s", "infer_frames_per_s", "rollout_frames_per_s", "data_frames_per_s",
+               "peak_rss_mb", "matmul_gflops", "train_fraction_of_ceiling", "infer_fraction_of_ceiling",
+               "train_flops_per_frame", "infer_flops_per_frame")
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def format_table(report: dict[str, Any]) -> str:
+    m, s = report["machine"], report["settings"]
+    device = m["device"] + (f" ({m['device_name']})" if "device_name" in m else "")
+    lines = [
+        f"machine  {m['cpu']}; {m['cores']} cores, torch threads {m['torch_threads']}; "
+        f"torch {m['torch']}, python {m['python']}; device {device}",
+        f"settings batch {s['batch_size']} x {s['seq_len']} frames of 64x64, objective {s['objective']}, "
+        f"{s['precision']}, channels_last {'on' if s['channels_last'] else 'off'}, "
+        f"compile {'on' if s['compile'] else 'off'}, BatchNorm folded for inference "
+        f"{'on' if s.get('fold_bn', True) else 'off'}; median of {s['repeats']} after {s['warmup']} warm-up; "
+        f"rollout {s['rollout_context']} -> {s['rollout_horizon']}; malloc {s.get('allocator_in_effect', 'system')}",
+        f"ceiling  fp32 matmul {s['matmul_size']}x{s['matmul_size']}: {report['matmul_gflops']:.1f} GFLOP/s "
+        f"(training FLOPs taken as {s['train_flops_factor']:g}x forward)",
+    ]
+    if m.get("bench_wall_s") is not None:
+        line = f"run      {m['bench_wall_s']:.0f} s wall"
+        if m.get("other_processes_cpu_s") is not None:
+            line += (f"; CPU taken meanwhile by other processes {m['other_processes_cpu_s']:.0f} s, by the host "
+                     f"{m['cpu_steal_s']:.0f} s, of {m['cores'] * m['bench_wall_s']:.0f} core-s (high = contended)")
+        lines.append(line)
+    if s["precision"] != "fp32":
+        lines.append(f"note     {s['precision']} throughput against the fp32 ceiling: fractions may exceed 100%")
+    lines.append("")
+    cols = ("model", "train fr/s", "infer fr/s", "rollout fr/s", "data fr/s", "peak RSS MB",
+            "train ceil", "infer ceil", "fwd MFLOP/fr", "kernel CPU")
+    widths = (8, 11, 11, 13, 11, 12, 11, 11, 13, 11)
+    lines.append("".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cols, widths))))
+    for name, r in report["results"].items():
+        cells = (name, f"{r['train_frames_per_s']:,.1f}", f"{r['infer_frames_per_s']:,.1f}",
+                 f"{r['rollout_frames_per_s']:,.1f}", f"{r['data_frames_per_s']:,.0f}", f"{r['peak_rss_mb']:,.0f}",
+                 f"{100 * r['train_fraction_of_ceiling']:.1f}%", f"{100 * r['infer_fraction_of_ceiling']:.1f}%",
+                 f"{r['infer_flops_per_frame'] / 1e6:,.1f}", _percent(r.get("train_kernel_cpu_share")))
+        lines.append("".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))))
+    lines.append("kernel CPU: share of the training step's CPU time spent in the kernel (page faults, threads)")
+    for name, r in report["results"].items():
+        if r.get("train_profile"):
+            unit = "device" if m["device"].startswith("cuda") else "CPU"
+            lines += ["", f"profile  {name}: training step, top {len(r['train_profile'])} operators by self {unit} "
+                          f"time (over {s.get('profile_steps', PROFILE_STEPS)} steps)",
+                      f"{'operator':<44}{'ms/step':>10}{'share':>8}{'calls/step':>12}"]
+            lines += [f"{row['op'][:43]:<44}{row['ms_per_step']:>10,.1f}{100 * row['share']:>7.1f}%"
+                      f"{row['calls_per_step']:>12,.0f}" for row in r["train_profile"]]
+    return "\n".join(lines)
+
+
+__all__ = ["RESULT_KEYS", "format_table"]

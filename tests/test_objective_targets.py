@@ -1,0 +1,66 @@
+"""Which frame each objective scores each output against, on a hand-made sequence.
+
+The model here is a stand-in whose every part is exact: frame t is one grey level v_t, the
+encoder maps it to z_t = logit(v_t), the decoder maps a latent back to that level, and the
+predictor is perfect (its output at step t is z_{t+1}). So a decoded output is the frame it
+stands for, and a pair of the objective matches its target exactly when the objective scores
+the output against the frame it predicts."""
+
+import torch
+
+from matap.config import ObjectiveConfig
+from matap.models import TeacherForced
+from matap.objectives import PaperObjective, PredictObjective
+
+T, C = 6, 3  # frames, rollout context
+
+
+class PerfectModel:
+    training = False
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        return torch.logit(frames.mean(dim=(2, 3, 4)))[..., None]  # (B, T, 1): z_t = logit(v_t)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z[..., None, None].expand(*z.shape[:2], 1, 4, 4)  # (B, T', 1, 4, 4) logits: sigmoid(z) everywhere
+
+    def __call__(self, frames: torch.Tensor) -> TeacherForced:
+        z = self.encode(frames)
+        return TeacherForced(z, torch.cat([z[:, 1:], z[:, -1:]], dim=1))  # the prediction at t is z_{t+1}
+
+    def rollout_latents(self, z_context: torch.Tensor, horizon: int) -> torch.Tensor:
+        return self.future[:, z_context.shape[1]:z_context.shape[1] + horizon]
+
+    def rollout_steps(self, z_context: torch.Tensor, horizon: int) -> tuple[torch.Tensor, None]:
+        return self.rollout_latents(z_context, horizon), None  # latent feedback: nothing decoded on the way
+
+
+def grey_sequence() -> torch.Tensor:
+    """(1, T, 1, 4, 4): frame t is the grey level (t + 1) / (T + 2)."""
+    levels = torch.arange(1, T + 1, dtype=torch.float32) / (T + 2)
+    return levels[None, :, None, None, None].expand(1, T, 1, 4, 4).contiguous()
+
+
+def test_paper_scores_the_prediction_of_frame_t_plus_1_against_frame_t():
+    x, model = grey_sequence(), PerfectModel()
+    out = PaperObjective(ObjectiveConfig(name="paper"))(model, x, with_frames=True)
+    predicted, target = out.pairs["recon"]
+    assert set(out.pairs) == {"recon"} and torch.equal(target, x)         # every frame t is a target ...
+    torch.testing.assert_close(predicted[:, :-1], x[:, 1:])               # ... of the prediction of frame t+1
+    assert out.terms["latent"] == 0                                        # the latent is pulled to z_{t+1}
+    assert PaperObjective.target_offset == 0 and PaperObjective.frame_term in out.terms
+
+
+def test_predict_scores_each_output_against_the_frame_it_stands_for():
+    x, model = grey_sequence(), PerfectModel()
+    model.future = model.encode(x)
+    cfg = ObjectiveConfig(name="predict", rollout_weight=1.0, rollout_context=C)
+    out = PredictObjective(cfg)(model, x, with_frames=True)
+    assert set(out.pairs) == {"next", "recon", "rollout"}
+    for name, (predicted, target) in out.pairs.items():
+        torch.testing.assert_close(predicted, target, msg=name)           # a perfect model matches every target
+    torch.testing.assert_close(out.pairs["next"][1], x[:, 1:])             # next: frames 2..T
+    torch.testing.assert_close(out.pairs["recon"][1], x)                   # the autoencoder: every frame
+    torch.testing.assert_close(out.pairs["rollout"][1], x[:, C:])          # the rollout: the frames after the context
+    assert out.terms["latent"] == 0 and out.terms["rollout_latent"] == 0
+    assert PredictObjective.target_offset == 1 and PredictObjective.frame_term in out.terms

@@ -1,0 +1,77 @@
+"""Registries own their names: a cell registered with its own option trains through `matap train`
+with no edit anywhere else; objectives and protocols say what they score."""
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from matap.cli import main
+from matap.config import load_config
+from matap.errors import MatapError
+from matap.models import register_cell
+from matap.modules import Cell
+from matap.registry import CELLS, OBJECTIVES, PROTOCOLS
+
+
+class ToyCell(Cell):
+    """h_t = tanh(W z_t + gain * h_{t-1}): a cell with an option no other cell has."""
+
+    def __init__(self, latent_dim: int, gain: float = 0.5) -> None:
+        super().__init__()
+        self.latent_dim, self.gain = latent_dim, gain
+        self.input_proj = nn.Linear(latent_dim, latent_dim)
+
+    def initial_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        return torch.zeros(batch, self.latent_dim, device=device, dtype=dtype)
+
+    def forward(self, z_t: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.tanh(self.input_proj(z_t) + self.gain * state)  # (B, d)
+        return h, h
+
+
+@pytest.fixture
+def toy_cell(monkeypatch):
+    """The toy cell registered as model "toy" for one test."""
+    monkeypatch.setattr(CELLS, "_entries", {name: CELLS.get(name) for name in CELLS})  # a copy, restored after
+    register_cell("toy")(ToyCell)
+
+
+def test_a_registered_cell_with_its_own_option_trains_through_the_cli(toy_cell, tmp_path):
+    run = tmp_path / "toy"
+    assert main(["train", "--config", "smoke", "--out", str(run), "model.name=toy", "model.gain=0.25",
+                 "train.epochs=1"]) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["name"] == "toy" and saved["model"]["gain"] == 0.25
+    from matap import load
+
+    model, cfg, _ = load(run)
+    assert isinstance(model.cell, ToyCell) and model.cell.gain == 0.25 and cfg.model.options == {"gain": 0.25}
+
+
+def test_a_cell_option_takes_its_default_its_type_and_belongs_to_its_cell(toy_cell):
+    assert load_config("smoke", ["model.name=toy"]).model.options == {"gain": 0.5}
+    assert load_config("smoke", ["model.gain=2", "model.name=toy"]).model.options == {"gain": 2.0}
+    with pytest.raises(MatapError, match="must be a number"):
+        load_config("smoke", ["model.name=toy", "model.gain=much"])
+    with pytest.raises(MatapError, match="model.gain is an option of model.name=toy, not of matap"):
+        load_config("smoke", ["model.gain=2"])
+    assert "gain" not in load_config("smoke").to_dict()["model"]
+
+
+def test_the_built_in_cells_receive_the_keywords_they_name():
+    import matap
+
+    cell = matap.build_model("matap", memory_size=5, use_gate=False, mask_empty=True).cell
+    assert (cell.memory_size, cell.gate, cell.mask_empty) == (5, None, True)
+    assert type(matap.build_model("gru").cell).__name__ == "GRUBaselineCell"
+
+
+def test_objectives_and_protocols_say_what_they_score():
+    assert list(OBJECTIVES) == ["paper", "predict"] and list(PROTOCOLS) == ["reconstruct", "autoencode", "predict",
+                                                                            "rollout"]
+    assert (OBJECTIVES.get("paper").target_offset, OBJECTIVES.get("predict").target_offset) == (0, 1)
+    assert all(OBJECTIVES.describe(name) for name in OBJECTIVES) and all(PROTOCOLS.describe(name) for name in PROTOCOLS)
+    assert [name for name in PROTOCOLS if PROTOCOLS.get(name).future] == ["predict", "rollout"]
+    with pytest.raises(MatapError, match="unknown protocol 'dream'"):
+        PROTOCOLS.get("dream")
