@@ -112,3 +112,19 @@ def test_folded_batchnorm_gives_the_same_outputs(name):
     with torch.inference_mode():
         torch.testing.assert_close(reconstruct(folded, x), reconstruct(model, x), rtol=0, atol=1e-5)
         torch.testing.assert_close(folded.rollout(x[:, :4], 8), model.rollout(x[:, :4], 8), rtol=0, atol=1e-5)
+
+
+def test_the_timed_training_step_is_the_trainers(monkeypatch):
+    from matap.bench.measure import bench_model, training_module
+    from matap.training.module import MatapModule
+
+    module = training_module("gru", {"objective": "predict"})
+    assert isinstance(module, MatapModule) and type(module.objective).__name__ == "PredictObjective"
+    assert module.optimizer().defaults["lr"] == module.cfg.train.lr
+    calls = []
+    original = MatapModule.training_loss
+    monkeypatch.setattr(MatapModule, "training_loss", lambda self, x, progress: calls.append(x.shape) or
+                        original(self, x, progress))
+    settings = resolve(_args("--quick", "--models", "gru", "--repeats", "1", "--warmup", "0"))
+    bench_model("gru", torch.zeros(1, 20, 64, 64, dtype=torch.uint8), settings, torch.device("cpu"), 1.0)
+    assert calls == [(1, 20, 1, 64, 64)]
