@@ -49,6 +49,12 @@ class ModelConfig:
     use_attention: bool = True     # ablation: False replaces the attention context by zeros
     use_gate: bool = True          # ablation: False fixes the gate at 0.5
     mask_empty: bool = False       # mask memory slots not yet written (the reference does not)
+    # Framework constants (matap.modules.constants): PyTorch's defaults; the paper preset sets Keras'.
+    bn_momentum: float = 0.1       # BatchNorm running-statistics momentum, PyTorch's convention (Keras' 0.99 = 0.01)
+    bn_eps: float = 1e-5           # BatchNorm epsilon (Keras: 1e-3)
+    ln_eps: float = 1e-5           # LayerNorm epsilon (Keras: 1e-3)
+    init: str = "torch"            # "torch" (PyTorch's layer defaults) or "keras" (Glorot uniform, orthogonal
+                                   # recurrent weights, zero biases)
 
 
 @dataclass
@@ -110,6 +116,7 @@ class Config:
 _CHOICES = {
     ("data", "source"): ("mnist", "idx", "array"),
     ("data", "motion"): ("reference", "classic"),
+    ("model", "init"): ("torch", "keras"),
     ("objective", "name"): ("paper", "predict"),
     ("train", "schedule"): ("none", "cosine"),
     ("train", "precision"): ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true", "bf16-true", "16-true",
@@ -293,6 +300,12 @@ def validate(cfg: Config) -> None:
         value = getattr(m, key)
         if not 0.0 <= value < 1.0:
             raise MatapError(f"model.{key} must be in [0, 1), got {value}")
+    if not 0.0 < m.bn_momentum <= 1.0:
+        raise MatapError(f"model.bn_momentum must be in (0, 1] (PyTorch's convention: Keras' 0.99 is 0.01), "
+                         f"got {m.bn_momentum}")
+    for key in ("bn_eps", "ln_eps"):
+        if getattr(m, key) <= 0:
+            raise MatapError(f"model.{key} must be > 0, got {getattr(m, key)}")
     for key in ("latent_weight", "ae_weight", "rollout_weight"):
         positive("objective", key, 0)
     if not 0.0 <= o.rollout_ramp <= 1.0:

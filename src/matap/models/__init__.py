@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 from matap.models.video_model import LatentVideoModel, TeacherForced
 from matap.modules.cells import Cell, GRUBaselineCell, MATAPCell
+from matap.modules.constants import apply_constants
 
 CellFactory = Callable[..., Cell]
 _REGISTRY: dict[str, CellFactory] = {}
@@ -63,7 +64,8 @@ def model_from_config(m: Any) -> LatentVideoModel:
         attn_dropout=m.attn_dropout, use_attention=m.use_attention, use_gate=m.use_gate,
         mask_empty=m.mask_empty,
     )
-    return LatentVideoModel(cell, m.latent_dim, m.encoder_dropout, m.predictor_dropout)
+    model = LatentVideoModel(cell, m.latent_dim, m.encoder_dropout, m.predictor_dropout)
+    return apply_constants(model, m)  # normalisation constants and initialisation (PyTorch's or Keras')
 
 
 def count_parameters(model: Any) -> int:
