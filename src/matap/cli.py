@@ -59,8 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a checkpoint: per-timestep BCE, MSE, MAE, SSIM, PSNR",
-                       description="Evaluate a run folder (its best checkpoint) or a .ckpt file on its validation set "
-                                   "or on --data, under a protocol; print a table and optionally write JSON. "
+                       description="Evaluate a run folder or a .ckpt file on a split of its data (--split) or on "
+                                   "--data, under a protocol; print a table and optionally write JSON. Checkpoint: "
+                                   "checkpoints/best.ckpt of a run folder by default, the epoch with the lowest "
+                                   "validation loss; --checkpoint last is the final epoch. Split: val (default) is "
+                                   "the set best.ckpt was selected on, so its scores of best.ckpt lean optimistic; "
+                                   "test (generated data) holds sequences used neither in training nor in "
+                                   "selection. The output names the checkpoint and the data scored. "
                                    "predict and rollout are shown beside trivial predictions of the same frames "
                                    "(all-black frames, the last context frame repeated, the mean training frame), "
                                    "scored alike and written under \"baselines\" in --json.")
@@ -68,11 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", default="predict", choices=("reconstruct", "autoencode", "predict", "rollout"),
                    help="reconstruct: the paper's; predict: context -> horizon (default 10 -> 10); "
                         "rollout: context -> any horizon; autoencode: decode(encode(x))")
-    p.add_argument("--data", help=".npy/.npz videos (N, T, H, W) or mnist_test_seq.npy; default: the run's validation set")
+    p.add_argument("--data", help=".npy/.npz videos (N, T, H, W) or mnist_test_seq.npy; default: --split of the run")
+    p.add_argument("--split", choices=("val", "test"), default="val",
+                   help="which split of the run's data when no --data is given (default: val, on which best.ckpt was "
+                        "selected); test: generated sequences of the held-out digits, data.val_size of them, used "
+                        "neither in training nor in selection (not available for data.source=array)")
     p.add_argument("--context", type=int, default=None, help="context frames (default: the config's eval.context)")
     p.add_argument("--horizon", type=int, default=None, help="future frames (default: the config's eval.horizon)")
     p.add_argument("--num", type=int, default=None, help="evaluate only the first NUM sequences")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint of a run folder")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="which checkpoint of a run folder: best (default; lowest validation loss) or last (final epoch)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--json", help="write the result, with per-timestep arrays, to this file")
     p.add_argument("--no-baselines", action="store_true",
@@ -246,8 +256,8 @@ def _print_training_summary(summary: dict[str, Any]) -> None:
     print(f"parameters {summary['num_parameters']:,}; run folder {run} (history.csv, checkpoints/best.ckpt)")
 
 
-def _videos_for(cfg: Any, data: str | None, need: int) -> Any:
-    """--data if given, else the run's validation set, generated long enough for ``need`` frames."""
+def _videos_for(cfg: Any, data: str | None, need: int, split: str = "val") -> Any:
+    """--data if given, else the run's ``split`` ("val" or "test"), generated long enough for ``need`` frames."""
     if data:
         from matap.data import load_videos
 
@@ -255,10 +265,12 @@ def _videos_for(cfg: Any, data: str | None, need: int) -> Any:
     if cfg.data.source == "array":
         from matap.data import load_videos
 
+        if split != "val":
+            raise MatapError("data.source=array has no test split: pass the test videos with --data FILE")
         return load_videos(cfg.data.val_path)
     from matap.data import generated_split
 
-    return generated_split(cfg.data, "val", seq_len=max(cfg.data.seq_len, need))
+    return generated_split(cfg.data, split, seq_len=max(cfg.data.seq_len, need))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -270,20 +282,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     horizon = args.horizon if args.horizon is not None else (cfg.eval.horizon if args.protocol == "predict" else 90)
     if args.num is not None and args.num < 1:
         raise MatapError("--num must be >= 1")
-    videos = _videos_for(cfg, args.data, required_length(args.protocol, context, horizon))
+    videos = _videos_for(cfg, args.data, required_length(args.protocol, context, horizon), args.split)
     if args.num:
         videos = videos[: args.num]
     result = evaluate(model, videos, args.protocol, context, horizon, cfg.eval.batch_size, args.device,
                       progress=sys.stdout.isatty())
+    data = args.data or f"{'validation' if args.split == 'val' else 'test'} split of the run's config"
     result.update({"checkpoint": str(path), "model": cfg.model.name, "objective": cfg.objective.name,
-                   "data": args.data or "validation set of the run"})
+                   "data": data, "split": None if args.data else args.split})
     if args.protocol in ("predict", "rollout") and not args.no_baselines:
         from matap.baselines import evaluate_baselines, mean_training_frame
 
         scores = evaluate_baselines(videos, mean_training_frame(cfg), args.protocol, context, horizon,
                                     cfg.eval.batch_size, args.device)
         result["baselines"] = {name: value["metrics"] for name, value in scores.items()}
-    print(f"checkpoint {path} ({cfg.model.name}, trained with objective {cfg.objective.name})")
+    print(f"checkpoint {path} ({cfg.model.name}, trained with objective {cfg.objective.name}); data: {data}")
     print(format_table(result))
     if "baselines" in result:
         from matap.baselines import format_comparison

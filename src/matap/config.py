@@ -46,7 +46,7 @@ class ModelConfig:
     attn_dropout: float = 0.1
     predictor_dropout: float = 0.1
     encoder_dropout: float = 0.2
-    use_attention: bool = True     # ablation: False replaces the attention context by zeros
+    use_attention: bool = True     # ablation: False does not read the memory (context: the LayerNorm's bias)
     use_gate: bool = True          # ablation: False fixes the gate at 0.5
     mask_empty: bool = False       # mask memory slots not yet written (the reference does not)
     # Framework constants (matap.modules.constants): PyTorch's defaults; the paper preset sets Keras'.

@@ -10,7 +10,7 @@ from typing import Any
 
 from matap.errors import MatapError
 from matap.experiments import stats
-from matap.experiments.report import (base_results, baseline_rows, check_eval_length, check_out, evaluate_run, header,
+from matap.experiments.report import (SPLIT_NAMES, base_results, baseline_rows, check_eval_length, check_out, evaluate_run, header,
                                       model_label, record_baselines, table, versus_baselines, write)
 from matap.experiments.runs import compute_used, ensure_runs, run_config
 
@@ -20,7 +20,7 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "matap": ([], "MA-TAP, K = 10 (the paper's)"),
     "k15": (["model.memory_size=15"], "MA-TAP, K = 15"),
     "k20": (["model.memory_size=20"], "MA-TAP, K = 20"),
-    "no-attention": (["model.use_attention=false"], "no attention (context c_t = 0)"),
+    "no-attention": (["model.use_attention=false"], "no attention (context: LN(0), a learned constant)"),
     "no-gate": (["model.use_gate=false"], "no gate (alpha fixed at 0.5)"),
     "masked": (["model.mask_empty=true"], "empty memory slots masked"),
     "gru": (["model.name=gru"], "no memory (the GRU baseline)"),
@@ -50,7 +50,7 @@ def run(args: Any) -> Path:
     results = base_results("ablate", args, cfg, args.command_line)
     frame_term = "val_rec" if cfg.objective.name == "paper" else "val_next"
     context, horizon = cfg.eval.context, cfg.eval.horizon
-    print("evaluating the final models on the validation set")
+    print(f"evaluating the final models on the {SPLIT_NAMES[results['split']]} set")
     rows = {}
     for name, model_runs in runs.items():
         evals = [evaluate_run(r.run_dir, {"predict": (context, horizon)}, seq_len=context + horizon)["predict"]["metrics"]
@@ -110,7 +110,8 @@ def render(r: dict[str, Any]) -> str:
              f"standard deviation over {len(r['seeds'])} seed(s), of the final epoch unless the column says "
              "otherwise. 'val BCE' is the validation "
              f"frame term (`{r['frame_term']}`), 'val SSIM' the {r['headline_ssim']}; the {ev['context']} -> "
-             f"{ev['horizon']} columns roll the final model out in latent space on the validation set; the "
+             f"{ev['horizon']} columns roll the final model (last.ckpt) out in latent space on the "
+             f"{SPLIT_NAMES[r.get('split', 'val')]} set; the "
              "'trivial' rows predict the same frames without a model (see 'Against trivial predictions').", ""]
     k_rows = [[model_label(str(MEMORY_SIZES[name]), per_seed[name], baselines), PAPER_TABLE5[name],
                fs(v[name]["val_ssim_mean_over_epochs"]), fs(v[name]["val_ssim"]), fs(v[name]["val_bce"]),
@@ -122,7 +123,9 @@ def render(r: dict[str, Any]) -> str:
                   "The paper's Table 5 scored untrained models (SSIM 0.0017 for every K); these are trained.", "",
                   table(["K", "SSIM (paper, untrained)", "mean val SSIM over epochs", "final val SSIM", "val BCE",
                          f"{ev['context']}->{ev['horizon']} SSIM"], k_rows), ""]
-    c_rows = [[model_label(name, per_seed[name], baselines), v[name]["description"], fs(v[name]["val_bce"]),
+    # The current wording of a known variant (older results.json files say "context c_t = 0" for no-attention).
+    c_rows = [[model_label(name, per_seed[name], baselines), VARIANTS.get(name, (None, v[name]["description"]))[1],
+               fs(v[name]["val_bce"]),
                fs(v[name]["val_loss"]), fs(v[name]["val_ssim"]), fs(v[name]["predict_ssim"]),
                fs(v[name]["predict_mse"], 1)] for name in v]
     if baselines is not None:

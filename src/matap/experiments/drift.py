@@ -14,8 +14,9 @@ from matap.baselines import LABELS
 from matap.errors import MatapError
 from matap.experiments import stats
 from matap.experiments.compare import VARIANTS
-from matap.experiments.report import (MODEL_LABELS, base_results, baseline_rows, check_out, curves_figure,
-                                      evaluate_run, header, model_label, record_baselines, sample_pictures, table,
+from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, base_results, baseline_rows, check_out, curves_figure,
+                                      evaluate_run, header, model_label, record_baselines, sample_pictures,
+                                      scored_split, table,
                                       versus_baselines, write)
 from matap.experiments.runs import compute_used, ensure_runs, run_config
 
@@ -41,7 +42,7 @@ def run(args: Any) -> Path:
     t0 = time.perf_counter()
     runs = ensure_runs(args.config, list(args.overrides), VARIANTS, args.seeds, runs_dir)
     used = compute_used(runs, time.perf_counter() - t0)
-    print(f"rolling out {args.context} -> {args.horizon} frames on the validation set")
+    print(f"rolling out {args.context} -> {args.horizon} frames on the {SPLIT_NAMES[scored_split(cfg)]} set")
     curves = {name: {m: [] for m in CURVE_METRICS} for name in runs}
     for name, model_runs in runs.items():
         for r in model_runs:
@@ -95,14 +96,26 @@ def analyse(curves: dict[str, dict[str, list[list[float]]]], context: int, horiz
             ("mitigates-drift", "MA-TAP mitigates error accumulation in autoregressive generation (abstract)",
              f"mean SSIM advantage (MA-TAP - GRU) over frames {late + 1}-{horizon}",
              [float(a[late:].mean()) for a in adv], 0.0)):
-        s = stats.summary(values)
-        claims.append({"id": cid, "claim": text, "measure": measure, "per_seed": values, "summary": s,
-                       "target": target, "verdict": stats.verdict(s, target)})
+        claims.append({"id": cid, "claim": text, "measure": measure, "per_seed": values, "target": target})
+    summarise_claims(claims)
     per_model = {name: {m: {"mean": np.mean(curves[name][m], axis=0).tolist(),
                             "std": (np.std(curves[name][m], axis=0, ddof=1).tolist() if seeds > 1 else None)}
                         for m in CURVE_METRICS} for name in curves}
     return {"context": context, "horizon": horizon, "train_len": train_len, "inside": inside,
             "curves": curves, "per_model": per_model, "frames_to_fall_below": below, "claims": claims}
+
+
+def summarise_claims(claims: list[dict[str, Any]]) -> None:
+    """Each claim's Student-t interval over seeds from its "per_seed" values, its verdict, p-value
+    and verdict after Holm's correction over the claims (:func:`stats.judge`)."""
+    for c in claims:
+        c["summary"] = stats.summary(c["per_seed"])
+    stats.judge(claims)
+
+
+def refresh(results: dict[str, Any]) -> None:
+    """Recompute the claims' intervals and verdicts of a results.json from its per-seed values."""
+    summarise_claims(results["claims"])
 
 
 def render(r: dict[str, Any]) -> str:
@@ -115,7 +128,8 @@ def render(r: dict[str, Any]) -> str:
     marks = sorted({t for t in (1, inside, 10, 25, 50, 75, 90, H) if 1 <= t <= H})
     parts = [header(r, f"Latent drift: {r['context']} -> {H} frames"),
              f"Both models were trained on {r['train_len']}-frame sequences and are rolled out {H} frames in latent space from "
-             f"{r['context']} context frames of validation sequences. Per-frame values are means over sequences, "
+             f"{r['context']} context frames of {SPLIT_NAMES[r.get('split', 'val')]} sequences (the final model of "
+             "each seed, last.ckpt). Per-frame values are means over sequences, "
              f"then mean ± std over {n} seed(s). "
              + ("The 'trivial' rows predict the same frames without a model (see 'Against trivial predictions'); "
                 "the figure draws all-black frames and the last context frame as dashed grey lines."
@@ -145,16 +159,19 @@ def render(r: dict[str, Any]) -> str:
     parts += versus_baselines({MODEL_LABELS[name]: per_seed[name] for name in ("matap", "gru")}, baselines,
                               f"{r['context']} -> {H} rollout, mean over the {H} predicted frames")
     rows = [[c["claim"], c["measure"], stats.fmt_g(c["summary"]["mean"]), stats.fmt_ci(c["summary"]),
-             f"**{c['verdict']}**"] for c in r["claims"]]
+             stats.fmt_p(c["p"]), f"**{c['verdict']}**", f"**{c['verdict_holm']}**"] for c in r["claims"]]
+    m = len(r["claims"])
     parts += ["## Verdicts", "",
               "Positive values favour the claim; the verdict compares the 95% confidence interval over seeds "
               "(Student t) with 0: **holds** if the interval lies above it, **does not hold** if it lies at or below, "
-              "**inconclusive** otherwise.", "",
-              table(["claim", "measured as", "mean", "95% CI", "verdict"], rows), "",
+              "**inconclusive** otherwise. p: the two-sided t-test p-value of a mean of 0. The last column applies "
+              f"Holm's correction over the {m} claims of this report (family-wise error rate 5%); only a verdict "
+              "that survives it should be read as a finding.", "",
+              table(["claim", "measured as", "mean", "95% CI", "p", "verdict", f"after Holm ({m} claims)"], rows), "",
               "Animations of ground truth beside the rollout: "
               + ", ".join(f"[{MODEL_LABELS[k]}]({r['files'][k]})" for k in ("matap", "gru")) + "; "
               f"[still frames]({r['files']['samples']}).", ""]
     return "\n".join(parts)
 
 
-__all__ = ["add_arguments", "analyse", "draw_figure", "render", "run"]
+__all__ = ["add_arguments", "analyse", "draw_figure", "refresh", "render", "run", "summarise_claims"]
