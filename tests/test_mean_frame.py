@@ -40,3 +40,17 @@ def test_paper_objective_report_puts_the_mean_frame_beside_table_1(tmp_path):
     assert "**The mean frame.**" in report and "no evidence that either model uses its input" in report
     assert f"BCE term alone {results['table1']['matap']['val_rec']['mean']:.4f}" in report
     assert "(last.ckpt) on the test set" in report
+
+
+def test_evaluate_reconstruct_shows_the_constant_reconstructions(smoke_run, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(smoke_run), "--protocol", "reconstruct", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert list(result["baselines"]) == list(RECONSTRUCTION_BASELINES)
+    cfg = load_config("smoke")
+    direct = evaluate_baselines(load_split(cfg.data, "val"), mean_training_frame(cfg), "reconstruct")
+    assert result["baselines"]["mean_frame"] == direct["mean_frame"]["metrics"]
+    mean = result["baselines"]["mean_frame"]
+    assert f"mean frame        {mean['bce']['mean']:.4f}    {mean['ssim']['mean']:.4f}" in printed
+    assert "shows no use of its input" in printed

@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "selection. The output names the checkpoint and the data scored. "
                                    "predict and rollout are shown beside trivial predictions of the same frames "
                                    "(all-black frames, the last context frame repeated, the mean training frame), "
-                                   "scored alike and written under \"baselines\" in --json.")
+                                   "reconstruct (the paper's protocol) beside all-black frames and the mean training "
+                                   "frame as the reconstruction of every frame; scored alike and written under "
+                                   "\"baselines\" in --json.")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--protocol", default="predict", choices=("reconstruct", "autoencode", "predict", "rollout"),
                    help="reconstruct: the paper's; predict: context -> horizon (default 10 -> 10); "
@@ -86,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--json", help="write the result, with per-timestep arrays, to this file")
     p.add_argument("--no-baselines", action="store_true",
-                   help="predict and rollout: skip the trivial baselines scored beside the model (all-black frames, "
-                        "the last context frame, the mean training frame of the run's config)")
+                   help="predict, rollout and reconstruct: skip the trivial baselines scored beside the model "
+                        "(all-black frames, the last context frame, the mean training frame of the run's config)")
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("predict", help="roll out a checkpoint; save truth | prediction as a GIF and/or a labelled PNG",
@@ -290,7 +292,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = args.data or f"{'validation' if args.split == 'val' else 'test'} split of the run's config"
     result.update({"checkpoint": str(path), "model": cfg.model.name, "objective": cfg.objective.name,
                    "data": data, "split": None if args.data else args.split})
-    if args.protocol in ("predict", "rollout") and not args.no_baselines:
+    if args.protocol in ("predict", "rollout", "reconstruct") and not args.no_baselines:
         from matap.baselines import evaluate_baselines, mean_training_frame
 
         scores = evaluate_baselines(videos, mean_training_frame(cfg), args.protocol, context, horizon,
@@ -299,9 +301,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"checkpoint {path} ({cfg.model.name}, trained with objective {cfg.objective.name}); data: {data}")
     print(format_table(result))
     if "baselines" in result:
-        from matap.baselines import format_comparison
+        from matap.baselines import format_comparison, format_reconstruction
 
-        print("\n" + format_comparison(result))
+        print("\n" + (format_reconstruction(result) if args.protocol == "reconstruct" else format_comparison(result)))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1))
