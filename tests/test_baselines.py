@@ -82,8 +82,8 @@ def test_bad_baseline_input_is_a_one_line_error():
         predict_frames("blur", context, 2, mean_frame())
     with pytest.raises(MatapError, match="mean frame"):
         predict_frames("mean_frame", context, 2, np.zeros((32, 32)))
-    with pytest.raises(MatapError, match="predict or rollout"):
-        evaluate_baselines(tiny_video(), mean_frame(), "reconstruct", 2, 2)
+    with pytest.raises(MatapError, match="predict, rollout or reconstruct"):
+        evaluate_baselines(tiny_video(), mean_frame(), "autoencode", 2, 2)
 
 
 def test_scores_match_hand_computed_values():
@@ -268,8 +268,8 @@ def test_ablate_report_shows_baseline_rows_and_labels():
     results["baselines"] = {"black": metrics(0.7, 120.0), "last_frame": metrics(0.6, 200.0),
                             "mean_frame": metrics(0.2, 90.0)}
     report = render(results)
-    assert "| k5 | k5 |" in report  # beats black frames on both: no label
-    assert "| gru (worse than black frames on SSIM) | gru |" in report
+    assert "| k5 | MA-TAP, K = 5 |" in report  # beats black frames on both: no label; the variant's description
+    assert "| gru (worse than black frames on SSIM) | no memory (the GRU baseline) |" in report
     assert "| trivial: black frames | no model |  |  |  | 0.7000 | 120.0 |" in report
     assert "against black frames: **gru is not better on SSIM**; every model is better on MSE." in report
     assert "against mean frame: every model is better on SSIM; **no model is better on MSE** (best: k5, 105.0" in report

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from matap.config import Config
 
 BASELINES = ("black", "last_frame", "mean_frame")
+RECONSTRUCTION_BASELINES = ("black", "mean_frame")  # the ones that need no context: every frame predicted alike
 LABELS = {"black": "black frames", "last_frame": "last frame", "mean_frame": "mean frame"}
 MEAN_FRAME_SEQUENCES = 1000  # training sequences averaged into the mean frame (the first ones)
 HIGHER_IS_BETTER = ("ssim", "psnr")  # every other metric of FRAME_METRICS is an error: lower is better
@@ -87,14 +88,23 @@ def mean_training_frame(cfg: Config, max_sequences: int = MEAN_FRAME_SEQUENCES, 
 def evaluate_baselines(videos: np.ndarray, mean_frame: np.ndarray, protocol: str = "predict", context: int = 10,
                        horizon: int = 10, batch_size: int = 64, device: Any = "cpu") -> dict[str, dict[str, Any]]:
     """Every baseline scored on uint8 videos (N, T, 64, 64) as :func:`matap.evaluation.evaluate` scores
-    a model under ``protocol`` (one that predicts future frames: predict, rollout): baseline name -> a result
-    of evaluate's layout."""
+    a model under ``protocol``: baseline name -> a result of evaluate's layout.
+
+    "predict" and "rollout": every baseline, on the ``horizon`` frames after ``context``.
+    "reconstruct" (the paper's protocol: every frame is a target): all-black frames and the mean
+    frame, the same frame for every input, as a model trained by the paper's objective is scored."""
     from matap.evaluation import score
     from matap.registry import PROTOCOLS
 
+    if protocol == "reconstruct":
+        def every_frame(name: str) -> Callable[[Any], tuple[Any, Any]]:
+            return lambda x: (predict_frames(name, x[:, :1], x.shape[1], mean_frame), x)  # (B, T, 1, H, W) each
+
+        return {name: score(videos, every_frame(name), protocol, batch_size=batch_size, device=device)
+                for name in RECONSTRUCTION_BASELINES}
     if protocol not in PROTOCOLS or not PROTOCOLS.get(protocol).future:
-        future = " or ".join(name for name in PROTOCOLS if PROTOCOLS.get(name).future)
-        raise MatapError(f"baselines predict future frames: protocol {future}, not {protocol!r}")
+        future = ", ".join(name for name in PROTOCOLS if PROTOCOLS.get(name).future)
+        raise MatapError(f"baselines: protocol {future} or reconstruct, not {protocol!r}")
 
     def scorer(name: str) -> Callable[[Any], tuple[Any, Any]]:
         # x (B, T, 1, H, W) -> (prediction, target), both (B, horizon, 1, H, W)
@@ -163,5 +173,19 @@ def format_comparison(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BASELINES", "LABELS", "beats", "evaluate_baselines", "format_comparison", "mean_training_frame", "means",
-           "predict_frames", "verdict", "verdicts", "worse_than_black"]
+def format_reconstruction(result: Mapping[str, Any]) -> str:
+    """A plain-text table of the model beside constant reconstructions of every frame (the paper's
+    protocol): mean BCE and SSIM; ``result`` holds "metrics" and "baselines" as evaluate's JSON."""
+    rows = [("model", result["metrics"])] + [(LABELS[name], result["baselines"][name])
+                                             for name in RECONSTRUCTION_BASELINES]
+    lines = ["against constant predictions of every frame, on the same sequences:",
+             f"{'':<14}{'BCE':>10}{'SSIM':>10}"]
+    lines += [f"{name:<14}{m['bce']['mean']:>10.4f}{m['ssim']['mean']:>10.4f}" for name, m in rows]
+    lines.append("the mean frame is the same frame for every input: a model scoring at its level shows no use of "
+                 "its input")
+    return "\n".join(lines)
+
+
+__all__ = ["BASELINES", "LABELS", "RECONSTRUCTION_BASELINES", "beats", "evaluate_baselines", "format_comparison",
+           "format_reconstruction", "mean_training_frame", "means", "predict_frames", "verdict", "verdicts",
+           "worse_than_black"]

@@ -74,24 +74,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a checkpoint: per-timestep BCE, MSE, MAE, SSIM, PSNR",
-                       description="Evaluate a run folder (its best checkpoint) or a .ckpt file on its validation set "
-                                   "or on --data, under a protocol; print a table and optionally write JSON. "
+                       description="Evaluate a run folder or a .ckpt file on a split of its data (--split) or on "
+                                   "--data, under a protocol; print a table and optionally write JSON. Checkpoint: "
+                                   "checkpoints/best.ckpt of a run folder by default, the epoch with the lowest "
+                                   "validation loss; --checkpoint last is the final epoch. Split: val (default) is "
+                                   "the set best.ckpt was selected on, so its scores of best.ckpt lean optimistic; "
+                                   "test (generated data) holds sequences used neither in training nor in "
+                                   "selection. The output names the checkpoint and the data scored. "
                                    "predict and rollout are shown beside trivial predictions of the same frames "
                                    "(all-black frames, the last context frame repeated, the mean training frame), "
-                                   "scored alike and written under \"baselines\" in --json.")
+                                   "reconstruct (the paper's protocol) beside all-black frames and the mean training "
+                                   "frame as the reconstruction of every frame; scored alike and written under "
+                                   "\"baselines\" in --json.")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--protocol", default="predict", choices=PROTOCOLS, metavar="NAME",
                    help="what to score (default: predict)")
-    p.add_argument("--data", help=".npy/.npz videos (N, T, H, W) or mnist_test_seq.npy; default: the run's validation set")
+    p.add_argument("--data", help=".npy/.npz videos (N, T, H, W) or mnist_test_seq.npy; default: --split of the run")
+    p.add_argument("--split", choices=("val", "test"), default="val",
+                   help="which split of the run's data when no --data is given (default: val, on which best.ckpt was "
+                        "selected); test: generated sequences of the held-out digits, data.val_size of them, used "
+                        "neither in training nor in selection (not available for data.source=array)")
     p.add_argument("--context", type=int, default=None, help="context frames (default: the config's eval.context)")
     p.add_argument("--horizon", type=int, default=None, help="future frames (default: the config's eval.horizon)")
     p.add_argument("--num", type=int, default=None, help="evaluate only the first NUM sequences")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint of a run folder")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="which checkpoint of a run folder: best (default; lowest validation loss) or last (final epoch)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--json", help="write the result, with per-timestep arrays, to this file")
     p.add_argument("--no-baselines", action="store_true",
-                   help="predict and rollout: skip the trivial baselines scored beside the model (all-black frames, "
-                        "the last context frame, the mean training frame of the run's config)")
+                   help="predict, rollout and reconstruct: skip the trivial baselines scored beside the model "
+                        "(all-black frames, the last context frame, the mean training frame of the run's config)")
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("predict", help="roll out a checkpoint; save truth | prediction as a GIF and/or a labelled PNG",
@@ -248,11 +260,17 @@ def _print_training_summary(summary: dict[str, Any]) -> None:
     print(f"parameters {summary['num_parameters']:,}; run folder {run} (history.csv, checkpoints/best.ckpt)")
 
 
-def _videos_for(cfg: Any, data: str | None, need: int) -> Any:
-    """--data if given, else the run's validation set, generated long enough for ``need`` frames."""
-    from matap.data import load_videos, validation_videos
+def _videos_for(cfg: Any, data: str | None, need: int, split: str = "val") -> Any:
+    """--data if given, else the run's ``split`` ("val" or "test"), generated long enough for ``need`` frames."""
+    from matap.data import generated_split, load_videos, validation_videos
 
-    return load_videos(data) if data else validation_videos(cfg.data, need)
+    if data:
+        return load_videos(data)
+    if split == "val":
+        return validation_videos(cfg.data, need)
+    if cfg.data.source == "array":
+        raise MatapError("data.source=array has no test split: pass the test videos with --data FILE")
+    return generated_split(cfg.data, split, seq_len=max(cfg.data.seq_len, need))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -265,25 +283,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     horizon = args.horizon if args.horizon is not None else protocol.horizon or cfg.eval.horizon
     if args.num is not None and args.num < 1:
         raise MatapError("--num must be >= 1")
-    videos = _videos_for(cfg, args.data, required_length(args.protocol, context, horizon))
+    videos = _videos_for(cfg, args.data, required_length(args.protocol, context, horizon), args.split)
     if args.num:
         videos = videos[: args.num]
     result = evaluate(model, videos, args.protocol, context, horizon, cfg.eval.batch_size, args.device,
                       progress=sys.stdout.isatty())
+    data = args.data or f"{'validation' if args.split == 'val' else 'test'} split of the run's config"
     result.update({"checkpoint": str(path), "model": cfg.model.name, "objective": cfg.objective.name,
-                   "data": args.data or "validation set of the run"})
-    if protocol.future and not args.no_baselines:
+                   "data": data, "split": None if args.data else args.split})
+    if (protocol.future or args.protocol == "reconstruct") and not args.no_baselines:
         from matap.baselines import evaluate_baselines, mean_training_frame
 
         scores = evaluate_baselines(videos, mean_training_frame(cfg), args.protocol, context, horizon,
                                     cfg.eval.batch_size, args.device)
         result["baselines"] = {name: value["metrics"] for name, value in scores.items()}
-    print(f"checkpoint {path} ({cfg.model.name}, trained with objective {cfg.objective.name})")
+    print(f"checkpoint {path} ({cfg.model.name}, trained with objective {cfg.objective.name}); data: {data}")
     print(format_table(result))
     if "baselines" in result:
-        from matap.baselines import format_comparison
+        from matap.baselines import format_comparison, format_reconstruction
 
-        print("\n" + format_comparison(result))
+        print("\n" + (format_reconstruction(result) if args.protocol == "reconstruct" else format_comparison(result)))
     if args.json:
         from matap.atomic import atomic_write
 

@@ -65,9 +65,16 @@ class ModelConfig:
     attn_dropout: float = option(0.1, **FRACTION)
     predictor_dropout: float = option(0.1, **FRACTION)
     encoder_dropout: float = option(0.2, **FRACTION)
-    use_attention: bool = True     # ablation: False replaces the attention context by zeros
+    use_attention: bool = True     # ablation: False does not read the memory (context: the LayerNorm's bias)
     use_gate: bool = True          # ablation: False fixes the gate at 0.5
     mask_empty: bool = False       # mask memory slots not yet written (the reference does not)
+    # Framework constants (matap.modules.constants): PyTorch's defaults; the paper preset sets Keras'.
+    # BatchNorm running-statistics momentum, PyTorch's convention (Keras' 0.99 = 0.01)
+    bn_momentum: float = option(0.1, above=0, maximum=1, why="PyTorch's convention: Keras' 0.99 is 0.01")
+    bn_eps: float = option(1e-5, above=0)      # BatchNorm epsilon (Keras: 1e-3)
+    ln_eps: float = option(1e-5, above=0)      # LayerNorm epsilon (Keras: 1e-3)
+    # "torch" (PyTorch's layer defaults) or "keras" (Glorot uniform, orthogonal recurrent weights, zero biases)
+    init: str = option("torch", choices=("torch", "keras"))
     # what a rollout feeds back: "latent" (the paper) or "frame" (the encoding of the decoded frame)
     rollout_feedback: str = option("latent", choices=("latent", "frame"))
     # The named cell's own options: the keywords with defaults of its constructor that are not keys above
@@ -207,6 +214,9 @@ def _check(where: str, value: Any, spec: dataclasses.Field) -> None:
             raise MatapError(f"{where} must be in {interval}, got {value}")
     elif low is not None and value < low:
         raise MatapError(f"{where} must be >= {low}{why}, got {value}")
+    elif above is not None and high is not None:
+        if not above < value <= high:
+            raise MatapError(f"{where} must be in ({above}, {high}]{why}, got {value}")
     elif above is not None and value <= above:
         raise MatapError(f"{where} must be > {above}, got {value}")
 

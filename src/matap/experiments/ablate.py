@@ -10,8 +10,8 @@ from typing import Any
 from matap.atomic import atomic_write
 from matap.errors import MatapError
 from matap.experiments import stats
-from matap.experiments.report import (baseline_rows, evaluate_run, header, model_label, table,
-                                      versus_baselines)
+from matap.experiments.report import (SPLIT_NAMES, baseline_rows, evaluate_run, header, model_label, scored_split,
+                                      table, versus_baselines)
 from matap.experiments.runner import Experiment, Spec, evaluation_fits
 from matap.experiments.runs import Run
 from matap.registry import EXPERIMENTS, OBJECTIVES
@@ -22,7 +22,7 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "matap": ([], "MA-TAP, K = 10 (the paper's)"),
     "k15": (["model.memory_size=15"], "MA-TAP, K = 15"),
     "k20": (["model.memory_size=20"], "MA-TAP, K = 20"),
-    "no-attention": (["model.use_attention=false"], "no attention (context c_t = 0)"),
+    "no-attention": (["model.use_attention=false"], "no attention (context: LN(0), a learned constant)"),
     "no-gate": (["model.use_gate=false"], "no gate (alpha fixed at 0.5)"),
     "masked": (["model.mask_empty=true"], "empty memory slots masked"),
     "gru": (["model.name=gru"], "no memory (the GRU baseline)"),
@@ -54,7 +54,7 @@ def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]
     objective = OBJECTIVES.get(cfg.objective.name)
     frame_term = f"val_{objective.frame_term}"
     context, horizon = cfg.eval.context, cfg.eval.horizon
-    print("evaluating the final models on the validation set")
+    print(f"evaluating the final models on the {SPLIT_NAMES[scored_split(cfg)]} set")
     rows = {}
     for name, model_runs in runs.items():
         evals = [evaluate_run(r.run_dir, {"predict": (context, horizon)}, seq_len=context + horizon)["predict"]["metrics"]
@@ -113,7 +113,8 @@ def render(r: dict[str, Any]) -> str:
              f"standard deviation over {len(r['seeds'])} seed(s), of the final epoch unless the column says "
              "otherwise. 'val BCE' is the validation "
              f"frame term (`{r['frame_term']}`), 'val SSIM' the {r['headline_ssim']}; the {ev['context']} -> "
-             f"{ev['horizon']} columns roll the final model out in latent space on the validation set; the "
+             f"{ev['horizon']} columns roll the final model (last.ckpt) out in latent space on the "
+             f"{SPLIT_NAMES[r.get('split', 'val')]} set; the "
              "'trivial' rows predict the same frames without a model (see 'Against trivial predictions').", ""]
     k_rows = [[model_label(str(MEMORY_SIZES[name]), per_seed[name], baselines), PAPER_TABLE5[name],
                fs(v[name]["val_ssim_mean_over_epochs"]), fs(v[name]["val_ssim"]), fs(v[name]["val_bce"]),
@@ -125,7 +126,9 @@ def render(r: dict[str, Any]) -> str:
                   "The paper's Table 5 scored untrained models (SSIM 0.0017 for every K); these are trained.", "",
                   table(["K", "SSIM (paper, untrained)", "mean val SSIM over epochs", "final val SSIM", "val BCE",
                          f"{ev['context']}->{ev['horizon']} SSIM"], k_rows), ""]
-    c_rows = [[model_label(name, per_seed[name], baselines), v[name]["description"], fs(v[name]["val_bce"]),
+    # The current wording of a known variant (older results.json files say "context c_t = 0" for no-attention).
+    c_rows = [[model_label(name, per_seed[name], baselines), VARIANTS.get(name, (None, v[name]["description"]))[1],
+               fs(v[name]["val_bce"]),
                fs(v[name]["val_loss"]), fs(v[name]["val_ssim"]), fs(v[name]["predict_ssim"]),
                fs(v[name]["predict_mse"], 1)] for name in v]
     if baselines is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -27,17 +27,37 @@ class Claim:
     log_scale: bool = False    # judge the mean of the logarithms (for ratios)
 
     def to_json(self) -> dict[str, Any]:
-        """The claim as results.json holds it, with its summary over seeds and verdict."""
-        s = stats.summary(np.log(self.values).tolist() if self.log_scale else self.values)
+        """The claim as results.json holds it, before :func:`judge` adds its summary over seeds and verdicts."""
         return {"id": self.id, "source": self.source, "claim": self.claim, "paper": self.paper,
                 "measure": self.measure, "unit": self.unit, "per_seed": [float(v) for v in self.values],
-                "summary": s, "log_scale": self.log_scale, "target": self.target,
-                "verdict": stats.verdict(s, math.log(self.target) if self.log_scale else self.target)}
+                "log_scale": self.log_scale, "target": self.target}
 
 
-def verdict_table(claims: Sequence[dict[str, Any]]) -> str:
+def judge(claims: list[dict[str, Any]], shares_of: int | None = None, shares: Sequence[str] = (),
+          bounds: Mapping[str, tuple[float, float]] | None = None) -> list[dict[str, Any]]:
+    """Set each claim's "summary" (mean, spread, 95% interval) from its "per_seed" values, then its
+    verdict, two-sided p-value and verdict after Holm's correction over all the claims given together
+    (:func:`stats.judge`). Intervals: Clopper-Pearson of the count pooled over seeds for the claims
+    named in ``shares`` (per-seed values that are shares of ``shares_of`` epochs); Student t of the
+    mean of the logarithms for a log-scale claim; otherwise Student t of the mean, clipped to the
+    range in ``bounds`` where the claim has one. Returns ``claims``."""
+    for c in claims:
+        values = [float("nan") if v is None else float(v) for v in c["per_seed"]]
+        if c["id"] in shares and shares_of is not None:
+            c["summary"] = stats.share_summary([round(v * shares_of) for v in values], [shares_of] * len(values))
+        elif c.get("log_scale"):
+            c["summary"] = stats.summary(np.log(values).tolist())
+            c["test_target"] = math.log(c["target"])
+        else:
+            c["summary"] = stats.summary(values, bounds=(bounds or {}).get(c["id"]))
+    stats.judge(claims)
+    return claims
+
+
+def verdict_table(claims: Sequence[dict[str, Any]], methods: bool = False) -> str:
     """The claims of a results.json as a table: claim, where and the paper's figure (when the claims
-    quote the paper), how it was measured, the mean, its 95% interval and the verdict."""
+    quote the paper), how it was measured, the mean, its 95% interval (with ``methods``, how it was
+    computed: (t) or (CP)), the p-value, the verdict and the verdict after Holm's correction."""
     quoted = any(c.get("paper") for c in claims)
     rows = []
     for c in claims:
@@ -47,10 +67,15 @@ def verdict_table(claims: Sequence[dict[str, Any]]) -> str:
             ci = stats.fmt_ci(s) if s["ci"] is None else f"[{math.exp(s['ci'][0]):.3g}, {math.exp(s['ci'][1]):.3g}]"
         else:
             mean, ci = stats.fmt_g(s["mean"], unit), stats.fmt_ci(s)
+        if methods and s["ci"] is not None:
+            ci += f" ({stats.METHOD_LABELS[s.get('method', 't')]})"
         where = [c["source"], c["paper"]] if quoted else []
-        rows.append([c["claim"], *where, c["measure"], mean, ci, f"**{c['verdict']}**"])
-    header = ["claim", *(["where", "paper"] if quoted else []), "measured as", "mean", "95% CI", "verdict"]
+        rows.append([c["claim"], *where, c["measure"], mean, ci, stats.fmt_p(c.get("p")), f"**{c['verdict']}**",
+                     f"**{c.get('verdict_holm', c['verdict'])}**"])
+    m = len(claims)
+    header = ["claim", *(["where", "paper"] if quoted else []), "measured as", "mean", "95% CI", "p", "verdict",
+              f"after Holm ({m} claims)"]
     return table(header, rows)
 
 
-__all__ = ["Claim", "verdict_table"]
+__all__ = ["Claim", "judge", "verdict_table"]

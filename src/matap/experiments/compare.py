@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from matap.baselines import LABELS, RECONSTRUCTION_BASELINES
 from matap.experiments import stats
-from matap.experiments.claims import Claim, verdict_table
-from matap.experiments.report import (MODEL_LABELS, baseline_rows, curves_figure, evaluate_run,
-                                      header, model_label, sample_pictures, table, versus_baselines)
+from matap.experiments.claims import Claim, judge, verdict_table
+from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run,
+                                      header, model_label, sample_pictures, scored_split, table,
+                                      versus_baselines)
 from matap.experiments.runner import MODELS, Experiment, Spec, evaluation_fits, with_overrides
 from matap.experiments.runs import Run
 from matap.registry import EXPERIMENTS, OBJECTIVES
@@ -46,9 +48,9 @@ def _prepare(spec: Spec) -> Spec:
 
 
 def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]:
-    """The tables and claims of the training curves, and the final models scored on the validation set."""
+    """The tables and claims of the training curves, and the final models scored on the split experiments score on."""
     results = analyse(runs)
-    print("evaluating the final models on the validation set")
+    print(f"evaluating the final models on the {SPLIT_NAMES[scored_split(cfg)]} set")
     context, horizon = cfg.eval.context, cfg.eval.horizon
     results["evaluation"] = {"context": context, "horizon": horizon, "models": {}}
     for name, model_runs in runs.items():
@@ -83,6 +85,9 @@ def analyse(runs: dict[str, list[Run]]) -> dict[str, Any]:
 
     t1: dict[str, Any] = {name: {k: stats.summary([c[-1] for c in curves[name][k]]) for k in METRICS}
                           for name in runs}
+    if all("val_rec" in r.history[-1] for model_runs in runs.values() for r in model_runs):
+        for name, model_runs in runs.items():  # the paper objective's frame term alone, without lambda * latent
+            t1[name]["val_rec"] = stats.summary([r.history[-1]["val_rec"] for r in model_runs])
     t1["improvement"] = {
         "val_loss": _pct(t1["matap"]["val_loss"]["mean"], t1["gru"]["val_loss"]["mean"]),
         "val_ssim": -_pct(t1["matap"]["val_ssim"]["mean"], t1["gru"]["val_ssim"]["mean"]),
@@ -211,7 +216,27 @@ def claims(curves: dict[str, dict[str, list[list[float]]]], t3: dict[str, Any], 
           f"(10 of 50 epochs; here {early} of {epochs})", "qualitative (Figure 1)",
           f"share of the validation-loss decrease from epoch 1 to the best epoch already reached by epoch "
           f"{early}, mean of the two models (rapid taken as > 0.8)", fractions, 0.8)
+    summarise_claims(out, epochs)
     return out
+
+
+# Claims whose per-seed value is a share of the epochs (a count of epochs out of all of them):
+# a Clopper-Pearson interval of the count pooled over seeds. The others: a Student-t interval of
+# the mean over seeds, clipped to the range the quantity can take where it has one.
+SHARES_OF_EPOCHS = ("wins-90pct", "ssim-epochs")
+CLAIM_BOUNDS = {"fast-convergence": (0.0, 1.0), "oscillation": (-1.0, 1.0)}
+
+
+def summarise_claims(claims: list[dict[str, Any]], epochs: int) -> None:
+    """Set each claim's "summary" (mean, spread, interval) from its "per_seed" values, then its
+    verdict, p-value and verdict after Holm's correction over all the claims (:func:`judge`)."""
+    judge(claims, shares_of=epochs, shares=SHARES_OF_EPOCHS, bounds=CLAIM_BOUNDS)
+
+
+def refresh(results: dict[str, Any]) -> None:
+    """Recompute the claims' intervals and verdicts of a results.json from its per-seed values
+    (for ``matap report``: a results.json written by an older matap gains the current statistics)."""
+    summarise_claims(results["claims"], results["epochs"])
 
 
 def _figure1(results: dict[str, Any], path: Path) -> None:
@@ -221,6 +246,30 @@ def _figure1(results: dict[str, Any], path: Path) -> None:
               for title, key in (("validation loss", "val_loss"), ("training loss", "train_loss"),
                                  (f"validation SSIM ({results['headline_ssim']})", "val_ssim"))]
     curves_figure(panels, "epoch", path)
+
+
+def _mean_frame_note(r: dict[str, Any], mean_frame: dict[str, Any]) -> list[str]:
+    """Table 1 under the paper's objective, in words: what a constant prediction scores beside it."""
+    t1 = r["table1"]
+    bce, ssim = mean_frame["bce"]["mean"], mean_frame["ssim"]["mean"]
+    ours = "; ".join(
+        f"{MODEL_LABELS[name]} val loss {t1[name]['val_loss']['mean']:.4f} ({t1[name]['val_loss']['mean'] - bce:+.4f})"
+        + (f", its BCE term alone {t1[name]['val_rec']['mean']:.4f}" if "val_rec" in t1[name] else "")
+        + f", SSIM {t1[name]['val_ssim']['mean']:.4f} ({t1[name]['val_ssim']['mean'] - ssim:+.4f})"
+        for name in ("matap", "gru"))
+    p1 = PAPER["table1"]
+    return [
+        "**The mean frame.** The trivial rows predict without a model: the per-pixel mean of the training "
+        "frames (the same frame for every input) and all-black frames, each taken as the reconstruction of every "
+        "frame of these validation sequences, scored as the models are (BCE per pixel, tf.image.ssim). "
+        f"The mean frame scores BCE {bce:.4f} and SSIM {ssim:.4f}; beside it (difference in brackets): {ours}. "
+        f"The paper reports {p1['matap']['val_loss']} / {p1['matap']['val_ssim']} (MA-TAP) and "
+        f"{p1['gru']['val_loss']} / {p1['gru']['val_ssim']} (GRU) on its own validation set, at the same level. "
+        "A prediction that ignores its input scores the mean frame's numbers: Table 1, the paper's rows "
+        "included, shows what a constant achieves, and carries no evidence that either model uses its input. "
+        "The paper's objective asks one output to be frame t and frame t+1 at once (docs/objectives.md); "
+        "the per-pixel mean is (up to sampling) the constant prediction that minimises BCE. The validation loss "
+        "of a model is its BCE plus lambda times the latent term."]
 
 
 def _epochs(values: list[int | None]) -> str:
@@ -254,10 +303,16 @@ def render(r: dict[str, Any]) -> str:
                      fs(t1[name]["train_loss"]), f"{r['parameters'][name]:,}"])
     rows.append(["Improvement (ours)", *["n/a" if t1["improvement"][k] is None else f"{t1['improvement'][k]:+.2f}%"
                                          for k in ("val_loss", "val_ssim", "train_loss", "parameters")]])
+    constant = r.get("reconstruction_baselines") if r["headline_ssim"] == "val_ssim_recon" else None
+    if constant is not None:
+        rows += [[f"trivial: {LABELS[b]} (no model)", f(constant[b]["bce"]["mean"]), f(constant[b]["ssim"]["mean"]),
+                  "", "0"] for b in RECONSTRUCTION_BASELINES]
     parts += [f"## Table 1: after {r['epochs']} epochs", "",
               table(["model", "val loss ↓", "val SSIM ↑", "train loss", "parameters"], rows), "",
               "Improvement: relative difference of the means, positive when MA-TAP is better "
               "(for parameters: how many more MA-TAP has).", ""]
+    if constant is not None:
+        parts += _mean_frame_note(r, constant["mean_frame"]) + [""]
 
     t2 = r["table2"]
     p2 = PAPER["table2"]
@@ -323,7 +378,8 @@ def render(r: dict[str, Any]) -> str:
         rows += baseline_rows(baselines, lambda b: ["", "", f(b["ssim"]["mean"]), f(b["mse"]["mean"], 1),
                                                     f(b["mae"]["mean"], 1), f(b["psnr"]["mean"], 2)])
     parts += ["## Beyond the paper: prediction", "",
-              f"The final model of each seed on the validation set: the spatial path alone (decode(encode(x)), "
+              f"The final model of each seed (last.ckpt) on the {SPLIT_NAMES[r.get('split', 'val')]} set: the "
+              "spatial path alone (decode(encode(x)), "
               f"'AE') and {ev['context']} -> {ev['horizon']} prediction rolled out in latent space (the standard "
               "benchmark task). MSE and MAE are per frame, summed over its pixels. "
               + ("The 'trivial' rows predict the same frames without a model (see 'Against trivial predictions')."
@@ -341,12 +397,23 @@ def render(r: dict[str, Any]) -> str:
     parts += versus_baselines({MODEL_LABELS[name]: per_seed[name] for name in ("matap", "gru")}, baselines,
                               f"{ev['context']} -> {ev['horizon']} prediction")
 
+    m = len(r["claims"])
     parts += ["## The paper's claims, tested", "",
               f"Each claim is a quantity computed per seed that is larger when the claim is right; the verdict "
-              f"compares the 95% confidence interval of its mean over the {n} seed(s) (Student t) with the claim's "
-              "target: **holds** if the whole interval lies above it, **does not hold** if the whole interval lies "
-              "at or below it, **inconclusive** otherwise (always with one seed).", "",
-              verdict_table(r["claims"]), ""]
+              f"compares its 95% confidence interval over the {n} seed(s) with the claim's target: **holds** if the "
+              "whole interval lies above it, **does not hold** if the whole interval lies at or below it, "
+              "**inconclusive** otherwise (always with one seed). Intervals: (t) Student t of the mean over seeds, "
+              "clipped to the range the quantity can take (a share of the loss decrease lies in [0, 1], a "
+              "difference of two shares in [-1, 1]); (CP) for a share of epochs, Clopper-Pearson of the epochs "
+              "pooled over seeds, which counts every epoch as an independent trial: consecutive epochs of one run "
+              "are not, so that interval is narrower than one that allowed for it. p: the two-sided p-value of "
+              "the mean being equal to the target (t test; exact binomial test for CP), below 0.05 exactly when "
+              "the verdict is not inconclusive.", "",
+              f"**Multiple comparisons.** {m} claims are judged here, each at the 95% level: if none of them held "
+              f"or failed, about {0.05 * m:.1f} would still be called one way or the other by chance. The last "
+              f"column applies Holm's correction over the {m} claims (family-wise error rate 5%); only a verdict "
+              "that survives it should be read as a finding of this report.", "",
+              verdict_table(r["claims"], methods=True), ""]
     return "\n".join(parts)
 
 
@@ -358,6 +425,7 @@ EXPERIMENTS.register("compare")(Experiment(
                 "its numbers beside ours, 10 -> 10 prediction scores, and a computed verdict on each of the paper's "
                 "claims.",
     variants=lambda spec: MODELS, analyse=_results, pictures=_pictures, render=render,
-    add_arguments=add_arguments, options=("objective",), prepare=_prepare, check=evaluation_fits))
+    add_arguments=add_arguments, options=("objective",), prepare=_prepare, check=evaluation_fits,
+    refresh=refresh))
 
-__all__ = ["PAPER", "add_arguments", "analyse", "claims", "render"]
+__all__ = ["PAPER", "add_arguments", "analyse", "claims", "refresh", "render", "summarise_claims"]

@@ -12,9 +12,9 @@ import numpy as np
 from matap.baselines import LABELS
 from matap.errors import MatapError
 from matap.experiments import stats
-from matap.experiments.claims import Claim, verdict_table
-from matap.experiments.report import (MODEL_LABELS, baseline_rows, curves_figure, evaluate_run, header, model_label,
-                                      sample_pictures, table, versus_baselines)
+from matap.experiments.claims import Claim, judge, verdict_table
+from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run, header,
+                                      model_label, sample_pictures, scored_split, table, versus_baselines)
 from matap.experiments.runner import MODELS, Experiment, Spec
 from matap.experiments.runs import Run
 from matap.registry import EXPERIMENTS
@@ -42,9 +42,9 @@ def _check(spec: Spec, cfg: Any) -> None:
 
 
 def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]:
-    """Per model and seed, the per-frame metrics of a long rollout on the validation set, and the claims."""
+    """Per model and seed, the per-frame metrics of a long rollout on the scored split, and the claims."""
     context, horizon = spec.options["context"], spec.options["horizon"]
-    print(f"rolling out {context} -> {horizon} frames on the validation set")
+    print(f"rolling out {context} -> {horizon} frames on the {SPLIT_NAMES[scored_split(cfg)]} set")
     curves = {name: {m: [] for m in CURVE_METRICS} for name in runs}
     for name, model_runs in runs.items():
         for r in model_runs:
@@ -96,11 +96,23 @@ def analyse(curves: dict[str, dict[str, list[list[float]]]], context: int, horiz
              f"mean SSIM advantage (MA-TAP - GRU) over frames {late + 1}-{horizon}",
              [float(a[late:].mean()) for a in adv], 0.0)):
         claims.append(Claim(cid, text, measure, values, target).to_json())
+    summarise_claims(claims)
     per_model = {name: {m: {"mean": np.mean(curves[name][m], axis=0).tolist(),
                             "std": (np.std(curves[name][m], axis=0, ddof=1).tolist() if seeds > 1 else None)}
                         for m in CURVE_METRICS} for name in curves}
     return {"context": context, "horizon": horizon, "train_len": train_len, "inside": inside,
             "curves": curves, "per_model": per_model, "frames_to_fall_below": below, "claims": claims}
+
+
+def summarise_claims(claims: list[dict[str, Any]]) -> None:
+    """Each claim's Student-t interval over seeds from its "per_seed" values, its verdict, p-value
+    and verdict after Holm's correction over the claims (:func:`judge`)."""
+    judge(claims)
+
+
+def refresh(results: dict[str, Any]) -> None:
+    """Recompute the claims' intervals and verdicts of a results.json from its per-seed values."""
+    summarise_claims(results["claims"])
 
 
 def render(r: dict[str, Any]) -> str:
@@ -113,7 +125,8 @@ def render(r: dict[str, Any]) -> str:
     marks = sorted({t for t in (1, inside, 10, 25, 50, 75, 90, H) if 1 <= t <= H})
     parts = [header(r, f"Latent drift: {r['context']} -> {H} frames"),
              f"Both models were trained on {r['train_len']}-frame sequences and are rolled out {H} frames in latent space from "
-             f"{r['context']} context frames of validation sequences. Per-frame values are means over sequences, "
+             f"{r['context']} context frames of {SPLIT_NAMES[r.get('split', 'val')]} sequences (the final model of "
+             "each seed, last.ckpt). Per-frame values are means over sequences, "
              f"then mean ± std over {n} seed(s). "
              + ("The 'trivial' rows predict the same frames without a model (see 'Against trivial predictions'); "
                 "the figure draws all-black frames and the last context frame as dashed grey lines."
@@ -142,10 +155,13 @@ def render(r: dict[str, Any]) -> str:
               table(["level", "MA-TAP", "GRU baseline"], rows), ""]
     parts += versus_baselines({MODEL_LABELS[name]: per_seed[name] for name in ("matap", "gru")}, baselines,
                               f"{r['context']} -> {H} rollout, mean over the {H} predicted frames")
+    m = len(r["claims"])
     parts += ["## Verdicts", "",
               "Positive values favour the claim; the verdict compares the 95% confidence interval over seeds "
               "(Student t) with 0: **holds** if the interval lies above it, **does not hold** if it lies at or below, "
-              "**inconclusive** otherwise.", "",
+              "**inconclusive** otherwise. p: the two-sided t-test p-value of a mean of 0. The last column applies "
+              f"Holm's correction over the {m} claims of this report (family-wise error rate 5%); only a verdict "
+              "that survives it should be read as a finding.", "",
               verdict_table(r["claims"]), "",
               "Animations of ground truth beside the rollout: "
               + ", ".join(f"[{MODEL_LABELS[k]}]({r['files'][k]})" for k in ("matap", "gru")) + "; "
@@ -159,6 +175,6 @@ EXPERIMENTS.register("drift")(Experiment(
                 "length and write OUT/report.md, OUT/results.json, a figure of per-frame SSIM, MSE and BCE, and GIFs.",
     variants=lambda spec: MODELS, analyse=_results, pictures=_pictures, render=render,
     add_arguments=add_arguments, options=("context", "horizon"), prepare=_prepare, check=_check,
-    scored=lambda results: ("rollout", results["context"], results["horizon"]), redraw=draw_figure))
+    scored=lambda results: ("rollout", results["context"], results["horizon"]), redraw=draw_figure, refresh=refresh))
 
-__all__ = ["add_arguments", "analyse", "draw_figure", "render"]
+__all__ = ["add_arguments", "analyse", "draw_figure", "refresh", "render", "summarise_claims"]

@@ -72,7 +72,7 @@ def versus_baselines(models: dict[str, dict[str, Sequence[float]]], baselines: d
     rows = [[label, *[verdicts(model_means[label], means(baselines[b]), per_seed) for b in BASELINES]]
             for label, per_seed in models.items()]
     return parts + [
-        f"{task}, predicted without a model on the same validation sequences: all-black frames, the last "
+        f"{task}, predicted without a model on the same sequences: all-black frames, the last "
         "context frame repeated, and the per-pixel mean frame of the training set, scored exactly as the models. "
         "A model is better than a baseline when its mean over seeds has the higher SSIM or the lower MSE per "
         "frame; in brackets the two values and on how many seeds the model is better.", "",
@@ -105,10 +105,20 @@ def header(results: dict[str, Any], title: str) -> str:
         "paper's numbers shown beside them are quoted from the paper", ""])
 
 
-def data_description(cfg: Any) -> str:
+SPLIT_NAMES = {"val": "validation", "test": "test"}
+
+
+def scored_split(cfg: Any) -> str:
+    """The split an experiment scores its final models on: "test" for generated data (sequences held
+    out from training and from validation, which picks nothing here but is watched during
+    training), "val" for user arrays, which have no test split."""
+    return "val" if cfg.data.source == "array" else "test"
+
+
+def data_description(cfg: Any, split: str = "val") -> str:
     d = cfg.data
     return (f"{d.source} digits, {d.motion} motion, {d.train_size} train / {d.val_size} validation "
-            f"sequences of {d.seq_len} frames (data seed {d.seed}); scores on the validation set")
+            f"sequences of {d.seq_len} frames (data seed {d.seed}); scores on the {SPLIT_NAMES[split]} set")
 
 
 def base_results(kind: str, spec: Any, cfg: Any) -> dict[str, Any]:
@@ -119,7 +129,7 @@ def base_results(kind: str, spec: Any, cfg: Any) -> dict[str, Any]:
     return {"kind": kind, "command": spec.command, "preset": spec.preset, "overrides": list(spec.overrides),
             "objective": cfg.objective.name, "seeds": list(spec.seeds), "matap_version": __version__,
             "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-            "data": data_description(cfg),
+            "data": data_description(cfg, scored_split(cfg)), "split": scored_split(cfg),
             "train": {"epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "lr": cfg.train.lr,
                       "schedule": cfg.train.schedule, "precision": cfg.train.precision}}
 
@@ -152,50 +162,74 @@ def render_folder(out: str | Path, add_baselines: bool = False) -> Path:
         if experiment.redraw is not None:
             experiment.redraw(results, out)
         return write(out, results)
+    if experiment.refresh is not None:  # statistics derived from the per-seed values, as this version computes them
+        from matap.experiments.stats import finite_or_none
+
+        before = json.dumps(finite_or_none(results), sort_keys=True)
+        experiment.refresh(results)
+        if json.dumps(finite_or_none(results), sort_keys=True) != before:
+            atomic_write(out / RESULTS, json.dumps(finite_or_none(results), indent=1, allow_nan=False))
     return atomic_write(out / REPORT, experiment.render(results))
+
+
+def split_videos(cfg: Any, split: str, seq_len: int | None = None) -> np.ndarray:
+    """uint8 (N, T, 64, 64): the ``split`` ("val" or "test") of ``cfg``, generated ``seq_len``
+    frames long when that is longer than ``data.seq_len``."""
+    from matap.data import generated_split, validation_videos
+
+    if split == "val":
+        return validation_videos(cfg.data, seq_len)
+    if cfg.data.source == "array":
+        raise MatapError("data.source=array has no test split")
+    return generated_split(cfg.data, split, seq_len=max(cfg.data.seq_len, seq_len or 0))
 
 
 def evaluate_run(run_dir: Path, protocols: dict[str, tuple[int, int]], seq_len: int | None = None
                  ) -> dict[str, Any]:
-    """Evaluate the last checkpoint of a run (the model after its final epoch) on its
-    validation set, generated ``seq_len`` frames long when given; protocol -> result."""
+    """Evaluate the last checkpoint of a run (the model after its final epoch) on the split
+    experiments score on (:func:`scored_split`: test for generated data), generated ``seq_len``
+    frames long when given; protocol -> result."""
     from matap.checkpoint import load_model
-    from matap.data import validation_videos
     from matap.evaluation import evaluate
 
     model, cfg, _ = load_model(run_dir, "last")
-    videos = validation_videos(cfg.data, seq_len)
+    videos = split_videos(cfg, scored_split(cfg), seq_len)
     return {name: evaluate(model, videos, name, context, horizon, cfg.eval.batch_size)
             for name, (context, horizon) in protocols.items()}
 
 
 def record_baselines(results: dict[str, Any]) -> None:
     """Score the trivial baselines (``matap.baselines``) on exactly the sequences the experiment
-    scored its models on (the validation set of its preset and overrides, as long as
-    :func:`evaluate_run` generated it) and store them as ``results["baselines"]``: name ->
-    metric -> {"mean", "per_timestep"}. They depend on the data only, so an older results.json
+    scored its models on (the split of its preset and overrides in ``results["split"]``, "val" for
+    a results.json that does not name one, as long as :func:`evaluate_run` generated it) and store
+    them as ``results["baselines"]``: name -> metric -> {"mean", "per_timestep"}. For compare, also
+    all-black frames and the mean frame as the reconstruction of every frame of the validation set
+    (the paper's protocol, as Table 1 measures it), as ``results["reconstruction_baselines"]``. They depend on the data only, so an older results.json
     can gain them without its runs."""
-    from matap.data import validation_videos
     from matap.experiments.runs import run_config
 
     cfg = run_config(results["preset"], results["overrides"], [], results["seeds"][0])
-    if data_description(cfg) != results["data"]:
-        raise MatapError(f"preset {results['preset']!r} now gives other data ({data_description(cfg)}) than the "
-                         f"experiment used ({results['data']}); its baselines cannot be recomputed")
+    split = results.get("split", "val")
+    if data_description(cfg, split) != results["data"]:
+        raise MatapError(f"preset {results['preset']!r} now gives other data ({data_description(cfg, split)}) than "
+                         f"the experiment used ({results['data']}); its baselines cannot be recomputed")
     protocol, context, horizon = EXPERIMENTS.get(results["kind"]).scored(results)
-    scores = evaluate_baselines(validation_videos(cfg.data, context + horizon), mean_training_frame(cfg), protocol,
-                                context, horizon, cfg.eval.batch_size)
+    videos, mean_frame = split_videos(cfg, split, context + horizon), mean_training_frame(cfg)
+    scores = evaluate_baselines(videos, mean_frame, protocol, context, horizon, cfg.eval.batch_size)
     results["baselines"] = {name: value["metrics"] for name, value in scores.items()}
+    if results["kind"] == "compare":  # on the validation sequences, where Table 1's columns are measured
+        scores = evaluate_baselines(split_videos(cfg, "val"), mean_frame, "reconstruct", batch_size=cfg.eval.batch_size)
+        results["reconstruction_baselines"] = {name: value["metrics"] for name, value in scores.items()}
 
 
 def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int, num: int = 3) -> dict[str, str]:
     """For the first seed of each model: a PNG of truth / teacher-forced output / rollout for
-    ``num`` validation sequences and a GIF of truth beside the prediction. Returns file names."""
+    ``num`` scored sequences and a GIF of truth beside the prediction. Returns file names."""
     import torch
 
     from matap import viz
     from matap.checkpoint import load_model
-    from matap.data import to_frames, validation_videos
+    from matap.data import to_frames
     from matap.evaluation import reconstruct
 
     files: dict[str, str] = {}
@@ -205,7 +239,7 @@ def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int,
     for name, model_runs in runs.items():
         model, cfg, _ = load_model(model_runs[0].run_dir, "last")
         if clip is None:
-            clip = np.array(validation_videos(cfg.data, context + horizon)[:num, :context + horizon])
+            clip = np.array(split_videos(cfg, scored_split(cfg), context + horizon)[:num, :context + horizon])
             rows.append(clip.astype(np.float32) / 255)
             labels.append("ground truth")
         with torch.inference_mode():
@@ -294,4 +328,4 @@ def check_out(out: Path, runs_dir: Path) -> None:
 
 __all__ = ["MODEL_LABELS", "base_results", "baseline_rows", "check_eval_length", "check_out", "curves_figure",
            "data_description", "evaluate_run", "header", "machine", "model_label", "record_baselines", "render_folder",
-           "sample_pictures", "table", "versus_baselines", "write"]
+           "sample_pictures", "scored_split", "split_videos", "table", "versus_baselines", "write"]

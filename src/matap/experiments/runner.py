@@ -70,6 +70,8 @@ class Experiment:
     # (protocol, context, horizon) of the predictions it scored, from results.json: what the baselines predict
     scored: Callable[[dict[str, Any]], tuple[str, int, int]] = _scored_predict
     redraw: Callable[[dict[str, Any], Path], None] | None = None  # the pictures that show the baselines
+    # recomputes the statistics of results.json that derive from its per-seed values (intervals, p-values, verdicts)
+    refresh: Callable[[dict[str, Any]], None] | None = None
 
 
 def evaluation_fits(spec: Spec, cfg: Config) -> None:

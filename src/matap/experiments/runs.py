@@ -82,7 +82,9 @@ def _state(run_dir: Path, cfg: Config) -> str:
         return "new"
     existing = yaml.safe_load(saved.read_text()) or {}
     existing_epochs = existing.get("train", {}).get("epochs")
-    if _learned(existing) != _learned(cfg.to_dict()):
+    # Keys added to the config since the run was written read as their defaults, as checkpoints do.
+    filled = {section: {**values, **(existing.get(section) or {})} for section, values in Config().to_dict().items()}
+    if _learned(filled) != _learned(cfg.to_dict()) or set(existing) - set(filled):
         raise MatapError(f"{run_dir} holds a run with another config; give another --runs folder "
                          f"or delete {run_dir}")
     if existing_epochs is not None and existing_epochs > cfg.train.epochs:

@@ -9,6 +9,7 @@ from typing import Any
 from matap.config import MODEL_KEYS, Config, ModelConfig, cell_options, validate
 from matap.models.video_model import LatentVideoModel, TeacherForced
 from matap.registry import CELLS, register_cell
+from matap.modules.constants import apply_constants
 
 
 def available_models() -> list[str]:
@@ -40,7 +41,8 @@ def model_from_config(m: ModelConfig) -> LatentVideoModel:
     values = {**{k: getattr(m, k) for k in MODEL_KEYS}, **m.options}
     accepted = inspect.signature(factory).parameters
     cell = factory(**{k: v for k, v in values.items() if k in accepted})
-    return LatentVideoModel(cell, m.latent_dim, m.encoder_dropout, m.predictor_dropout, m.rollout_feedback)
+    model = LatentVideoModel(cell, m.latent_dim, m.encoder_dropout, m.predictor_dropout, m.rollout_feedback)
+    return apply_constants(model, m)  # normalisation constants and initialisation (PyTorch's or Keras')
 
 
 def count_parameters(model: Any) -> int:

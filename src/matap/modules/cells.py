@@ -104,9 +104,10 @@ class MATAPCell(Cell):
     previous writes (it starts as K zero slots), the gate sees the projected
     context, and the memory stores the projected input.
 
-    Ablation switches: ``use_attention=False`` reads a zero context,
+    Ablation switches: ``use_attention=False`` does not read the memory (the
+    context is LN(0), the LayerNorm's learned bias: a learned constant),
     ``use_gate=False`` fixes a_t = 0.5, ``mask_empty=True`` hides slots not
-    yet written from the attention (and reads a zero context at t = 0).
+    yet written from the attention (at t = 0 the context is LN(0) too).
     """
 
     def __init__(
