@@ -426,6 +426,6 @@ EXPERIMENTS.register("compare")(Experiment(
                 "claims.",
     variants=lambda spec: MODELS, analyse=_results, pictures=_pictures, render=render,
     add_arguments=add_arguments, options=("objective",), prepare=_prepare, check=evaluation_fits,
-    refresh=refresh))
+    refresh=refresh, reports_reconstruction=True))
 
 __all__ = ["PAPER", "add_arguments", "analyse", "claims", "refresh", "render", "summarise_claims"]

@@ -202,10 +202,11 @@ def record_baselines(results: dict[str, Any]) -> None:
     """Score the trivial baselines (``matap.baselines``) on exactly the sequences the experiment
     scored its models on (the split of its preset and overrides in ``results["split"]``, "val" for
     a results.json that does not name one, as long as :func:`evaluate_run` generated it) and store
-    them as ``results["baselines"]``: name -> metric -> {"mean", "per_timestep"}. For compare, also
-    all-black frames and the mean frame as the reconstruction of every frame of the validation set
-    (the paper's protocol, as Table 1 measures it), as ``results["reconstruction_baselines"]``. They depend on the data only, so an older results.json
-    can gain them without its runs."""
+    them as ``results["baselines"]``: name -> metric -> {"mean", "per_timestep"}. For an experiment
+    that ``reports_reconstruction`` (compare), also all-black frames and the mean frame as the
+    reconstruction of every frame of the validation set (the paper's protocol, as Table 1 measures
+    it), as ``results["reconstruction_baselines"]``. They depend on the data only, so an older
+    results.json can gain them without its runs."""
     from matap.experiments.runs import run_config
 
     cfg = run_config(results["preset"], results["overrides"], [], results["seeds"][0])
@@ -213,11 +214,12 @@ def record_baselines(results: dict[str, Any]) -> None:
     if data_description(cfg, split) != results["data"]:
         raise MatapError(f"preset {results['preset']!r} now gives other data ({data_description(cfg, split)}) than "
                          f"the experiment used ({results['data']}); its baselines cannot be recomputed")
-    protocol, context, horizon = EXPERIMENTS.get(results["kind"]).scored(results)
+    experiment = EXPERIMENTS.get(results["kind"])
+    protocol, context, horizon = experiment.scored(results)
     videos, mean_frame = split_videos(cfg, split, context + horizon), mean_training_frame(cfg)
     scores = evaluate_baselines(videos, mean_frame, protocol, context, horizon, cfg.eval.batch_size)
     results["baselines"] = {name: value["metrics"] for name, value in scores.items()}
-    if results["kind"] == "compare":  # on the validation sequences, where Table 1's columns are measured
+    if experiment.reports_reconstruction:  # on the validation sequences, where Table 1's columns are measured
         scores = evaluate_baselines(split_videos(cfg, "val"), mean_frame, "reconstruct", batch_size=cfg.eval.batch_size)
         results["reconstruction_baselines"] = {name: value["metrics"] for name, value in scores.items()}
 

@@ -69,6 +69,9 @@ class Experiment:
     check: Callable[[Spec, Config], None] = _no_check  # before any training: can the preset run it?
     # (protocol, context, horizon) of the predictions it scored, from results.json: what the baselines predict
     scored: Callable[[dict[str, Any]], tuple[str, int, int]] = _scored_predict
+    # whether its report also reads the paper's reconstruction protocol (Table 1's columns): its
+    # baselines then include the trivial reconstructions of the validation set
+    reports_reconstruction: bool = False
     redraw: Callable[[dict[str, Any], Path], None] | None = None  # the pictures that show the baselines
     # recomputes the statistics of results.json that derive from its per-seed values (intervals, p-values, verdicts)
     refresh: Callable[[dict[str, Any]], None] | None = None
