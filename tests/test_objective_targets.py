@@ -21,7 +21,10 @@ class PerfectModel:
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         return torch.logit(frames.mean(dim=(2, 3, 4)))[..., None]  # (B, T, 1): z_t = logit(v_t)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def content(self, frames: torch.Tensor) -> None:
+        return None  # no content path
+
+    def decode(self, z: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
         return z[..., None, None].expand(*z.shape[:2], 1, 4, 4)  # (B, T', 1, 4, 4) logits: sigmoid(z) everywhere
 
     def __call__(self, frames: torch.Tensor) -> TeacherForced:
@@ -31,7 +34,7 @@ class PerfectModel:
     def rollout_latents(self, z_context: torch.Tensor, horizon: int) -> torch.Tensor:
         return self.future[:, z_context.shape[1]:z_context.shape[1] + horizon]
 
-    def rollout_steps(self, z_context: torch.Tensor, horizon: int) -> tuple[torch.Tensor, None]:
+    def rollout_steps(self, z_context: torch.Tensor, horizon: int, content: None = None) -> tuple[torch.Tensor, None]:
         return self.rollout_latents(z_context, horizon), None  # latent feedback: nothing decoded on the way
 
 

@@ -77,6 +77,8 @@ class ModelConfig:
     init: str = option("torch", choices=("torch", "keras"))
     # what a rollout feeds back: "latent" (the paper) or "frame" (the encoding of the decoded frame)
     rollout_feedback: str = option("latent", choices=("latent", "frame"))
+    # beyond the paper: the decoder also reads the encoder's feature maps of the sequence's first frame
+    content_path: bool = False
     # The named cell's own options: the keywords with defaults of its constructor that are not keys above
     # (set as model.<option>=value; written into the model section beside the keys above).
     options: dict[str, Any] = field(default_factory=dict)

@@ -40,7 +40,7 @@ class Protocol:
 
 def reconstruct(model: LatentVideoModel, x: torch.Tensor) -> torch.Tensor:
     """The teacher-forced output: the decoded predictor output at every step t, frames (B, T, 1, H, W) in [0, 1]."""
-    return torch.sigmoid(model.decode(model(x).z_next))
+    return torch.sigmoid(model.decode(model(x).z_next, x))
 
 
 def _rolled_out(model: LatentVideoModel, x: torch.Tensor, context: int, horizon: int
@@ -52,7 +52,7 @@ PROTOCOLS.register("reconstruct")(Protocol(
     lambda model, x, context, horizon: (reconstruct(model, x), x),
     "the paper's: teacher-forced, the decoded predictor output at step t against frame t", future=False))
 PROTOCOLS.register("autoencode")(Protocol(
-    lambda model, x, context, horizon: (torch.sigmoid(model.decode(model.encode(x))), x),
+    lambda model, x, context, horizon: (torch.sigmoid(model.decode(model.encode(x), x)), x),
     "decode(encode(x_t)) against x_t: the spatial path alone", future=False))
 PROTOCOLS.register("predict")(Protocol(
     _rolled_out, "context frames in, horizon frames rolled out in latent space against the true future "

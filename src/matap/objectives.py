@@ -49,7 +49,7 @@ class PaperObjective:
     def __call__(self, model: LatentVideoModel, x: torch.Tensor, with_frames: bool = False,
                  progress: float = 1.0) -> ObjectiveOutput:
         out = model(x)                                                 # z, z_next: (B, T, d)
-        logits = model.decode(out.z_next)                              # (B, T, 1, H, W)
+        logits = model.decode(out.z_next, x)                           # (B, T, 1, H, W)
         rec = _bce(logits, x)
         latent = F.mse_loss(out.z_next[:, :-1], out.z[:, 1:])          # target not detached, as in the reference
         result = ObjectiveOutput(rec + self.latent_weight * latent, {"rec": rec, "latent": latent})
@@ -120,7 +120,7 @@ class PredictObjective:
         decoded: dict[str, torch.Tensor] = {}                                # logits a rollout already made
         if self.rolls_out:
             horizon = self.rollout_horizon(T, progress)
-            rolled, rolled_logits = model.rollout_steps(out.z[:, :C], horizon)  # (B, horizon, d), logits or None
+            rolled, rolled_logits = model.rollout_steps(out.z[:, :C], horizon, model.content(x))  # logits or None
             pairs["rollout"] = (rolled, x[:, C:C + horizon])
             if rolled_logits is not None:
                 decoded["rollout"] = rolled_logits
@@ -129,7 +129,7 @@ class PredictObjective:
         # One decoder call for every latent keeps the convolutions in large batches.
         todo = [name for name in pairs if name not in decoded]
         latents = [pairs[name][0] for name in todo]
-        logits = dict(zip(todo, model.decode(torch.cat(latents, dim=1)).split([z.shape[1] for z in latents], dim=1)))
+        logits = dict(zip(todo, model.decode(torch.cat(latents, dim=1), x).split([z.shape[1] for z in latents], dim=1)))
         logits.update(decoded)
         bce = {name: _bce(logits[name], frames) for name, (_, frames) in pairs.items()}
         if self.ssim_weight > 0:

@@ -41,7 +41,8 @@ def model_from_config(m: ModelConfig) -> LatentVideoModel:
     values = {**{k: getattr(m, k) for k in MODEL_KEYS}, **m.options}
     accepted = inspect.signature(factory).parameters
     cell = factory(**{k: v for k, v in values.items() if k in accepted})
-    model = LatentVideoModel(cell, m.latent_dim, m.encoder_dropout, m.predictor_dropout, m.rollout_feedback)
+    model = LatentVideoModel(cell, m.latent_dim, m.encoder_dropout, m.predictor_dropout, m.rollout_feedback,
+                             m.content_path)
     return apply_constants(model, m)  # normalisation constants and initialisation (PyTorch's or Keras')
 
 

@@ -28,10 +28,14 @@ class LatentVideoModel(nn.Module):
     ``feedback`` says what a rollout feeds back into the cell: ``"latent"`` (the paper) feeds the
     predicted latent itself; ``"frame"`` decodes it and feeds the encoding of the decoded frame,
     which keeps every input to the cell an encoding of a frame, as in training.
+
+    ``content_path=True`` (beyond the paper) feeds the decoder, beside each latent, the encoder's
+    feature maps of the first frame of the sequence (of the context, in a rollout): the digits'
+    appearance then need not pass through the d numbers. ``decode`` then needs the frames.
     """
 
     def __init__(self, cell: Cell, latent_dim: int = 64, encoder_dropout: float = 0.2,
-                 predictor_dropout: float = 0.1, feedback: str = "latent") -> None:
+                 predictor_dropout: float = 0.1, feedback: str = "latent", content_path: bool = False) -> None:
         super().__init__()
         if feedback not in FEEDBACKS:
             raise ValueError(f"feedback must be one of {FEEDBACKS}; got {feedback!r}")
@@ -40,17 +44,31 @@ class LatentVideoModel(nn.Module):
         self.encoder = SpatialEncoder(latent_dim, encoder_dropout)
         self.cell = cell
         self.predictor = LatentPredictor(latent_dim, predictor_dropout)
-        self.decoder = SpatialDecoder(latent_dim)
+        self.content_path = content_path
+        self.decoder = SpatialDecoder(latent_dim, content_path)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, T, 1, H, W) -> (B, T, d)."""
         B, T = frames.shape[:2]
         return self.encoder(frames.flatten(0, 1)).view(B, T, -1)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, T, d) -> (B, T, 1, H, W) logits."""
+    def content(self, frames: torch.Tensor | None) -> list[torch.Tensor] | None:
+        """What the content path carries for frames (B, T, 1, H, W): the encoder's feature maps of
+        their first frame, (B, C, h, w) at 8x8, 16x16 and 32x32; None without a content path."""
+        if not self.content_path:
+            return None
+        if frames is None:
+            raise ValueError("a model with a content path decodes with the frames: decode(z, frames)")
+        return self.encoder.pyramid(frames[:, 0])[::-1]
+
+    def decode(self, z: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, d) -> (B, T, 1, H, W) logits. ``frames`` (B, T', 1, H, W): the sequence whose
+        first frame feeds the content path (needed only with one)."""
         B, T = z.shape[:2]
-        logits = self.decoder(z.flatten(0, 1))
+        content = self.content(frames)
+        if content is not None:
+            content = [maps.repeat_interleave(T, dim=0) for maps in content]   # (B * T, C, h, w)
+        logits = self.decoder(z.flatten(0, 1), content)
         return logits.view(B, T, *logits.shape[1:])
 
     def unroll(self, z: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
@@ -74,15 +92,17 @@ class LatentVideoModel(nn.Module):
         feeding each prediction back into the cell (see ``feedback``)."""
         return self.rollout_steps(z_context, horizon)[0]
 
-    def rollout_steps(self, z_context: torch.Tensor, horizon: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def rollout_steps(self, z_context: torch.Tensor, horizon: int, content: list[torch.Tensor] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, horizon, d) predicted latents and, with frame feedback, the (B, horizon, 1, H, W)
-        logits decoded on the way (None with latent feedback, which decodes nothing)."""
+        logits decoded on the way (None with latent feedback, which decodes nothing).
+        ``content``: ``self.content(context frames)``, needed with a content path and frame feedback."""
         h, state = self.unroll(z_context)
         z_next = self.predictor(h[:, -1])                      # (B, d)
         latents, logits = [z_next], []
         for step in range(horizon):
             if self.feedback == "frame":
-                logits.append(self.decoder(z_next))            # (B, 1, H, W)
+                logits.append(self.decoder(z_next, content))   # (B, 1, H, W)
             if step == horizon - 1:
                 break
             fed = self.encoder(torch.sigmoid(logits[-1])) if self.feedback == "frame" else z_next
@@ -93,5 +113,5 @@ class LatentVideoModel(nn.Module):
 
     def rollout(self, context: torch.Tensor, horizon: int) -> torch.Tensor:
         """(B, C, 1, H, W) context frames -> (B, horizon, 1, H, W) predicted frames in [0, 1]."""
-        latents, logits = self.rollout_steps(self.encode(context), horizon)
-        return torch.sigmoid(self.decode(latents) if logits is None else logits)
+        latents, logits = self.rollout_steps(self.encode(context), horizon, self.content(context))
+        return torch.sigmoid(self.decode(latents, context) if logits is None else logits)

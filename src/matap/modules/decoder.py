@@ -15,15 +15,26 @@ def deconv_block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
+# Channels of the encoder's feature maps at 8x8, 16x16 and 32x32 (SpatialEncoder.pyramid), in decoding order.
+SKIP_CHANNELS = (128, 64, 32)
+
+
 class SpatialDecoder(nn.Module):
     """(N, latent_dim) -> (N, 1, 64, 64) logits; ``torch.sigmoid`` of them is the frame.
 
     The final sigmoid of A.2 is left to the caller so that the loss can use the
     numerically stable ``binary_cross_entropy_with_logits``.
+
+    ``content_path=True`` (beyond the paper) widens the input of each transposed convolution
+    to take, beside the decoder's own feature map, the encoder's feature map of a reference
+    frame at the same resolution (8x8, 16x16, 32x32): a path for the digits' appearance that
+    does not go through the d numbers of the latent.
     """
 
-    def __init__(self, latent_dim: int = 64) -> None:
+    def __init__(self, latent_dim: int = 64, content_path: bool = False) -> None:
         super().__init__()
+        self.content_path = content_path
+        skip = SKIP_CHANNELS if content_path else (0, 0, 0)
         self.head = nn.Sequential(
             nn.Linear(latent_dim, 256),
             nn.ReLU(inplace=True),
@@ -32,12 +43,21 @@ class SpatialDecoder(nn.Module):
             nn.Unflatten(1, (128, 8, 8)),      # (N, 128, 8, 8)
         )
         self.features = nn.Sequential(
-            deconv_block(128, 128),            # (N, 128, 16, 16)
-            deconv_block(128, 64),             # (N, 64, 32, 32)
-            deconv_block(64, 32),              # (N, 32, 64, 64)
+            deconv_block(128 + skip[0], 128),  # (N, 128, 16, 16)
+            deconv_block(128 + skip[1], 64),   # (N, 64, 32, 32)
+            deconv_block(64 + skip[2], 32),    # (N, 32, 64, 64)
             nn.Conv2d(32, 1, kernel_size=3, padding=1),  # (N, 1, 64, 64) logits
         )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, content: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """``content``: with the content path, the reference frame's feature maps, (N, C, h, w)
+        each at 8x8, 16x16 and 32x32 (coarsest first), one per row of ``z``."""
         # channels_last makes the transposed convolutions markedly faster on CPU (and uses tensor cores on GPU).
-        return self.features(self.head(z).contiguous(memory_format=torch.channels_last))
+        h = self.head(z).contiguous(memory_format=torch.channels_last)
+        if not self.content_path:
+            return self.features(h)
+        if content is None:
+            raise ValueError("this decoder has a content path: pass the reference frame's feature maps")
+        for block, skip in zip(self.features[:3], content):
+            h = block(torch.cat([h, skip], dim=1))
+        return self.features[3](h)

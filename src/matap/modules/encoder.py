@@ -31,3 +31,11 @@ class SpatialEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The feature maps after each block: (N, 32, 32, 32), (N, 64, 16, 16), (N, 128, 8, 8)."""
+        maps = []
+        for block in self.features:
+            x = block(x)
+            maps.append(x)
+        return maps
