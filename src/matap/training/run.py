@@ -149,17 +149,29 @@ def _prepare_run_dir(run_dir: Path, cfg: Config, overwrite: bool) -> None:
     atomic_write(run_dir / "config.yaml", cfg.to_yaml())
 
 
-class _NoAdverts(logging.Filter):
+# What Lightning prints about the machine and itself on every run: matap's header says what matters
+# (the precision, the device count in the config); the rest buries the run's own output.
+_LIGHTNING_CHATTER = ("GPU available", "TPU available", "HPU available", "IPU available", "LOCAL_RANK:",
+                      "Loading `train_dataloader` to estimate number of stepping batches", "Tip:",
+                      "Initializing distributed:", "All distributed processes registered",
+                      "Automatic Mixed Precision (AMP)")
+_LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                      "lightning.fabric.utilities.distributed", "lightning.pytorch.accelerators.cuda")
+
+
+class _NoChatter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in record.getMessage()
+        message = record.getMessage()
+        return not any(text in message for text in _LIGHTNING_CHATTER)
 
 
 def _quiet_lightning() -> None:
-    """Drop Lightning's advertisements and a deprecation warning it raises against itself: the
-    user's log keeps what concerns the run."""
-    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _NoAdverts) for f in log.filters):
-        log.addFilter(_NoAdverts())
+    """Drop Lightning's hardware lines, advertisements and a deprecation warning it raises against
+    itself: the user's log keeps matap's output, Lightning's other messages and real warnings."""
+    for name in _LIGHTNING_LOGGERS:
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _NoChatter) for f in log.filters):
+            log.addFilter(_NoChatter())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
