@@ -1,4 +1,5 @@
 import gzip
+import hashlib
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 from matap.config import DataConfig
 from matap.data import generate, generated_split, load_videos, make_loader
 from matap.data.digits import load_digits, read_idx_images
+from matap.data.sets import checksum_path
 from matap.errors import MatapError
 
 
@@ -62,6 +64,30 @@ def test_generated_split_is_cached_and_memory_mapped(tmp_path):
     np.testing.assert_array_equal(first, again)
     generated_split(DataConfig(train_size=4, val_size=2, seq_len=5, seed=1, cache_dir=str(tmp_path)), "train")
     assert len(list(tmp_path.glob("*.npy"))) == 2  # the key includes the seed
+
+
+@pytest.mark.parametrize("damage", ["byte", "truncate", "checksum"])
+def test_a_damaged_cache_entry_is_regenerated(tmp_path, capsys, damage):
+    cfg = DataConfig(train_size=4, val_size=2, seq_len=5, cache_dir=str(tmp_path))
+    original = np.array(generated_split(cfg, "train"))
+    (path,) = tmp_path.glob("*.npy")
+    written = path.read_bytes()
+    assert checksum_path(path).read_text().strip() == hashlib.sha256(written).hexdigest()
+    if damage == "byte":
+        damaged = bytearray(written)
+        damaged[-100] ^= 0xFF  # a pixel of the last video
+        path.write_bytes(bytes(damaged))
+    elif damage == "truncate":
+        path.write_bytes(written[: len(written) // 2])
+    else:
+        checksum_path(path).unlink()  # e.g. a crash between the two writes
+    again = generated_split(cfg, "train")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"matap: cached data {path}") and "regenerating" in err[0], err
+    np.testing.assert_array_equal(again, original)
+    assert path.read_bytes() == written and checksum_path(path).is_file()
+    generated_split(cfg, "train")
+    assert capsys.readouterr().err == ""  # verified, read as it is
 
 
 def test_loader_yields_uint8_batches_in_a_seeded_order():
