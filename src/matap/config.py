@@ -24,6 +24,7 @@ from matap.registry import CELLS, OBJECTIVES
 PRESET_DIR = Path(__file__).parent / "configs"
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true", "bf16-true", "16-true", "32", "bf16", "16", "64")
 FRACTION = {"minimum": 0, "below": 1}  # [0, 1)
+LAYOUTS = ("auto", "NT", "TN")  # which axis of a video file is time (matap.data.files.load_videos)
 
 
 def option(default: Any, *, choices: Collection[Any] | None = None, minimum: float | None = None,
@@ -43,6 +44,8 @@ class DataConfig:
     idx_dir: str | None = None     # folder with *-images-idx3-ubyte[.gz] files when source="idx"
     train_path: str | None = None  # .npy/.npz of videos when source="array"
     val_path: str | None = None
+    # which axis of those files is time: "NT" (videos, then frames), "TN" (frames first) or "auto" (from the content)
+    layout: str = option("auto", choices=LAYOUTS)
     # "reference" (speed 2-5 px, added+clipped) or "classic" (Srivastava: 3.6 px, max)
     motion: str = option("reference", choices=("reference", "classic"))
     num_digits: int = option(2, minimum=1)

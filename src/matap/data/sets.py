@@ -107,7 +107,7 @@ def validation_videos(data: DataConfig, seq_len: int | None = None) -> np.ndarra
     """uint8 (N, T, 64, 64): the validation set of ``data``, generated ``seq_len`` frames long when that is
     longer than ``data.seq_len`` (a given file is as long as it is)."""
     if data.source == "array":
-        return load_videos(data.val_path)
+        return load_videos(data.val_path, data.layout, option="data.layout={}")
     return generated_split(data, "val", seq_len=max(data.seq_len, seq_len or 0))
 
 
@@ -116,5 +116,5 @@ def load_split(data: DataConfig, split: str) -> np.ndarray:
     if data.source == "array":
         if split == "test":
             raise MatapError("data.source=array has no test split; pass the test videos with --data FILE")
-        return load_videos(data.train_path if split == "train" else data.val_path)
+        return load_videos(data.train_path if split == "train" else data.val_path, data.layout, option="data.layout={}")
     return generated_split(data, split)
