@@ -332,8 +332,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
     from matap import viz
-    from matap.checkpoint import load_model
-    from matap.data import to_frames
+    from matap.checkpoint import load_for_inference
 
     if not args.out and not args.png:
         raise MatapError("give --out FILE.gif, --png FILE.png or both")
@@ -346,7 +345,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for option in ("context", "horizon"):
         if getattr(args, option) is not None and getattr(args, option) < 1:
             raise MatapError(f"--{option} must be >= 1")
-    model, cfg, _ = load_model(args.run, args.checkpoint)
+    model = load_for_inference(args.run, args.checkpoint)
+    cfg = model.config
     context = args.context if args.context is not None else cfg.eval.context
     videos = _videos_for(cfg, args.data, context + (args.horizon or cfg.eval.horizon), layout=args.layout)
     T = videos.shape[1]
@@ -356,11 +356,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             else f"--context {context} + at least 1 predicted frame"
         raise MatapError(f"the videos have {T} frames, too short for {wanted}")
     clip = np.array(videos[: args.num, : context + horizon])
-    from matap.models.fuse import fold_batchnorm
-
-    model = fold_batchnorm(model)
     with torch.inference_mode():
-        pred = model.rollout(to_frames(torch.from_numpy(clip))[:, :context], horizon)[:, :, 0].float().numpy()
+        pred = model.rollout(torch.from_numpy(clip[:, :context]), horizon)[:, :, 0].float().numpy()
     if args.out:
         viz.save_prediction_gif(clip, pred, args.out)
         print(f"wrote {args.out}: {len(clip)} sequences, left ground truth, right prediction "
