@@ -5,6 +5,7 @@
     RUN/checkpoints/last.ckpt    written at the end of every epoch (resume from it)
     RUN/checkpoints/best.ckpt    the lowest validation loss so far
     RUN/tb/                      TensorBoard events
+    RUN/train.lock               held by the one trainer of the run (matap.lock)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from matap.checkpoint import safe_load
 from matap.config import Config, apply_overrides, config_from_dict, validate
 from matap.data import load_split, make_loader, training_stream
 from matap.errors import MatapError
+from matap.lock import RunLock
 from matap.runtime import keep_freed_memory
 from matap.training.checkpoint import AtomicCheckpointIO
 from matap.training.module import MatapModule
@@ -133,11 +135,15 @@ class RunCheckpoint(Callback):
         atomic_write(self.run_dir / "history.csv", buf.getvalue())
 
 
+def _owned(run_dir: Path) -> contextlib.AbstractContextManager:
+    """The run folder's lock (:class:`matap.lock.RunLock`) for the whole run, taken by the process that
+    starts it: the processes a distributed launcher starts for the other ranks train the same run."""
+    return contextlib.nullcontext() if _is_launched_worker() else RunLock(run_dir)
+
+
 def _prepare_run_dir(run_dir: Path, cfg: Config, overwrite: bool) -> None:
     if _is_launched_worker():
         return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise MatapError(f"--out {run_dir}: exists and is not a folder")
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not overwrite:
         raise MatapError(f"{run_dir} already holds a run ({', '.join(existing)}); "
@@ -247,8 +253,11 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict[str
     """Train ``cfg`` into ``run_dir``; return the per-epoch history and the best validation loss."""
     run_dir = Path(run_dir)
     validate(cfg)
-    _prepare_run_dir(run_dir, cfg, overwrite)
-    return _fit(cfg, run_dir, None)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise MatapError(f"--out {run_dir}: exists and is not a folder")
+    with _owned(run_dir):  # before --overwrite deletes anything
+        _prepare_run_dir(run_dir, cfg, overwrite)
+        return _fit(cfg, run_dir, None)
 
 
 def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
@@ -261,13 +270,14 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     if not last.is_file():
         raise MatapError(f"--resume {run_dir}: no checkpoints/last.ckpt yet; start it again with "
                          f"'matap train --out {run_dir} --overwrite'")
-    ckpt = safe_load(last)
-    cfg = config_from_dict(ckpt["matap_config"], origin=str(last))
-    del ckpt
-    apply_overrides(cfg, overrides, only=("train",), reason="a resumed run keeps its model, data and objective")
-    if not _is_launched_worker():
-        atomic_write(run_dir / "config.yaml", cfg.to_yaml())
-    return _fit(cfg, run_dir, last)
+    with _owned(run_dir):
+        ckpt = safe_load(last)
+        cfg = config_from_dict(ckpt["matap_config"], origin=str(last))
+        del ckpt
+        apply_overrides(cfg, overrides, only=("train",), reason="a resumed run keeps its model, data and objective")
+        if not _is_launched_worker():
+            atomic_write(run_dir / "config.yaml", cfg.to_yaml())
+        return _fit(cfg, run_dir, last)
 
 
 def load_run_config(run_dir: str | Path) -> Config:
