@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "continue an interrupted run: 'matap train --resume runs/x [train.KEY=VALUE ...]'.")
     _add_config(p)
     p.add_argument("--out", "-o", help="run folder to create (config.yaml, history.csv, checkpoints/, tb/)")
-    p.add_argument("--resume", metavar="RUN", help="continue RUN from checkpoints/last.ckpt")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue RUN from checkpoints/last.ckpt (written at the end of every epoch, and within "
+                        "epochs every N steps or M minutes with train.checkpoint_every=N or =Mm)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.set_defaults(handler=cmd_train)
 
@@ -258,8 +260,8 @@ def _print_training_summary(summary: dict[str, Any]) -> None:
     history = summary["history"]
     run = summary["run_dir"]
     if summary["interrupted"]:
-        if history:
-            print(f"interrupted during epoch {len(history) + 1}; checkpoints/last.ckpt holds epoch {len(history)}. "
+        if summary["checkpoint"]:
+            print(f"interrupted during epoch {len(history) + 1}; checkpoints/last.ckpt holds {summary['checkpoint']}. "
                   f"Continue with: matap train --resume {run}")
         else:
             print(f"interrupted before the first epoch ended; no checkpoint was written. "
