@@ -24,7 +24,7 @@ quick: install
 
 # One hour of training, then 10 -> 10 on 1,000 held-out classic-motion sequences in mnist_test_seq.npy's layout.
 forecast: install
-	$(VENV)/bin/matap data --config forecast --split test data.val_size=1000 --save runs/heldout/mnist_test_seq_classic.npy
+	$(VENV)/bin/matap data --config forecast --split test data.val_size=1000 --save runs/heldout/mnist_test_seq_classic.npy --save-layout TN
 	$(VENV)/bin/matap train --config forecast --out runs/forecast --overwrite
 	$(VENV)/bin/matap evaluate runs/forecast --data runs/heldout/mnist_test_seq_classic.npy --json runs/forecast/test.json
 	$(VENV)/bin/matap predict runs/forecast --data runs/heldout/mnist_test_seq_classic.npy --num 3 \

@@ -132,7 +132,7 @@ def test_mean_training_frame_averages_every_frame_of_the_first_sequences(tmp_pat
     train[2, :, 5, 5] = BRIGHT  # only the third sequence, left out below
     np.save(tmp_path / "train.npy", train)
     cfg = load_config("smoke", ["data.source=array", f"data.train_path={tmp_path / 'train.npy'}",
-                                f"data.val_path={tmp_path / 'train.npy'}"])
+                                f"data.val_path={tmp_path / 'train.npy'}", "data.layout=NT"])
     frame = mean_training_frame(cfg, max_sequences=2, chunk=1)
     assert frame.shape == (64, 64)
     expected = np.zeros((64, 64))

@@ -53,14 +53,54 @@ def test_evaluate_protocols_write_per_timestep_json(smoke_run, tmp_path, protoco
     assert "SSIM (tf.image.ssim)" in capsys.readouterr().out
 
 
-def test_evaluate_on_a_user_file_and_mnist_test_seq(smoke_run, tmp_path, capsys):
-    videos = np.random.default_rng(0).integers(0, 256, size=(5, 20, 64, 64), dtype=np.uint8)
+def _videos(n: int, t: int) -> np.ndarray:
+    from matap.data import generate
+    from matap.data.digits import load_digits
+
+    return generate(load_digits("mnist", "val"), 0, "val", range(n), seq_len=t)
+
+
+def test_evaluate_on_a_user_file_in_either_layout(smoke_run, tmp_path):
+    videos = _videos(5, 20)
     np.save(tmp_path / "mnist_test_seq.npy", videos.transpose(1, 0, 2, 3))
-    out = tmp_path / "e.json"
-    assert main(["evaluate", str(smoke_run), "--data", str(tmp_path / "mnist_test_seq.npy"), "--context", "10",
-                 "--horizon", "10", "--json", str(out)]) == 0
-    result = json.loads(out.read_text())
-    assert result["num_sequences"] == 5 and len(result["metrics"]["ssim"]["per_timestep"]) == 10
+    np.save(tmp_path / "videos.npy", videos)
+    scores = []
+    for name in ("mnist_test_seq.npy", "videos.npy"):
+        out = tmp_path / f"{name}.json"
+        assert main(["evaluate", str(smoke_run), "--data", str(tmp_path / name), "--context", "10",
+                     "--horizon", "10", "--no-baselines", "--json", str(out)]) == 0
+        result = json.loads(out.read_text())
+        assert result["num_sequences"] == 5 and len(result["metrics"]["ssim"]["per_timestep"]) == 10
+        scores.append(result["metrics"])
+    assert scores[0] == scores[1]
+
+
+def test_a_file_whose_layout_the_content_cannot_tell_needs_layout(smoke_run, tmp_path):
+    static = np.repeat(_videos(3, 1), 8, axis=1)  # three still videos of 8 frames
+    np.save(tmp_path / "still.npy", static)
+    for command in (["evaluate", str(smoke_run)], ["predict", str(smoke_run), "--out", str(tmp_path / "p.gif")],
+                    ["data"]):
+        args = [*command, "--file" if command == ["data"] else "--data", str(tmp_path / "still.npy")]
+        result = run_cli(*args)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("matap: error:") and "--layout NT" in lines[0], lines
+        assert main([*args, "--layout", "NT"]) == 0
+    assert (tmp_path / "p.gif").is_file()
+
+
+@pytest.mark.parametrize("layout", ["NT", "TN"])
+def test_data_save_reads_back_as_the_same_videos(tmp_path, layout, capsys):
+    from matap.config import load_config
+    from matap.data import load_split, load_videos
+
+    out = tmp_path / "mnist_test_seq_x.npy"
+    assert main(["data", "--config", "smoke", "--split", "test", "--save", str(out), "--save-layout", layout,
+                 "data.val_size=6"]) == 0
+    assert np.load(out).shape[:2] == ((6, 8) if layout == "NT" else (8, 6))  # 6 sequences of 8 frames
+    np.testing.assert_array_equal(load_videos(out), load_split(load_config("smoke", ["data.val_size=6"]).data, "test"))
+    assert main(["data", "--file", str(out)]) == 0
+    assert "shape (6, 8, 64, 64) (N, T, H, W)" in capsys.readouterr().out
 
 
 def test_predict_writes_a_gif(smoke_run, tmp_path):

@@ -156,3 +156,17 @@ def test_apply_overrides_can_keep_sections_fixed():
     assert cfg.train.epochs == 4
     with pytest.raises(MatapError, match=r"'model.memory_size=3': kept; only train.\* keys may change"):
         apply_overrides(cfg, ["model.memory_size=3"], only=("train",), reason="kept")
+
+
+@pytest.mark.parametrize("value, interval", [("0", (0, 0.0)), (500, (500, 0.0)), ("10m", (0, 600.0)),
+                                             ("0.5m", (0, 30.0))])
+def test_checkpoint_every_is_steps_or_minutes(value, interval):
+    cfg = load_config(None, [f"train.checkpoint_every={value}"])
+    assert cfg.train.checkpoint_interval() == interval
+
+
+@pytest.mark.parametrize("value", ["10s", "-1", "1.5", "m", "ten"])
+def test_checkpoint_every_refuses_anything_else(value):
+    with pytest.raises(MatapError, match=r"train\.checkpoint_every must be a number of optimizer steps \(500\) or "
+                                         r"of minutes \(10m\)"):
+        load_config(None, [f"train.checkpoint_every={value}"])

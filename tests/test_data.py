@@ -1,4 +1,5 @@
 import gzip
+import hashlib
 
 import numpy as np
 import pytest
@@ -6,8 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from matap.config import DataConfig
-from matap.data import generate, generated_split, load_videos, make_loader
+from matap.data import generate, generated_split, load_split, load_videos, make_loader
 from matap.data.digits import load_digits, read_idx_images
+from matap.data.sets import checksum_path
 from matap.errors import MatapError
 
 
@@ -64,6 +66,30 @@ def test_generated_split_is_cached_and_memory_mapped(tmp_path):
     assert len(list(tmp_path.glob("*.npy"))) == 2  # the key includes the seed
 
 
+@pytest.mark.parametrize("damage", ["byte", "truncate", "checksum"])
+def test_a_damaged_cache_entry_is_regenerated(tmp_path, capsys, damage):
+    cfg = DataConfig(train_size=4, val_size=2, seq_len=5, cache_dir=str(tmp_path))
+    original = np.array(generated_split(cfg, "train"))
+    (path,) = tmp_path.glob("*.npy")
+    written = path.read_bytes()
+    assert checksum_path(path).read_text().strip() == hashlib.sha256(written).hexdigest()
+    if damage == "byte":
+        damaged = bytearray(written)
+        damaged[-100] ^= 0xFF  # a pixel of the last video
+        path.write_bytes(bytes(damaged))
+    elif damage == "truncate":
+        path.write_bytes(written[: len(written) // 2])
+    else:
+        checksum_path(path).unlink()  # e.g. a crash between the two writes
+    again = generated_split(cfg, "train")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"matap: cached data {path}") and "regenerating" in err[0], err
+    np.testing.assert_array_equal(again, original)
+    assert path.read_bytes() == written and checksum_path(path).is_file()
+    generated_split(cfg, "train")
+    assert capsys.readouterr().err == ""  # verified, read as it is
+
+
 def test_loader_yields_uint8_batches_in_a_seeded_order():
     videos = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 3, 64, 64), np.uint8)
     loader = make_loader(videos, 4, shuffle=True, seed=3)
@@ -77,14 +103,73 @@ def test_loader_yields_uint8_batches_in_a_seeded_order():
 # --- user files -------------------------------------------------------------------------
 
 
-def test_user_arrays_in_every_layout(tmp_path):
-    videos = np.random.default_rng(0).integers(0, 256, size=(3, 4, 64, 64), dtype=np.uint8)
-    np.save(tmp_path / "a.npy", videos)
-    np.save(tmp_path / "b.npy", videos[:, :, None])
-    np.savez(tmp_path / "c.npz", videos=videos.astype(np.float32) / 255)
-    np.save(tmp_path / "mnist_test_seq.npy", videos.transpose(1, 0, 2, 3))
-    for name in ("a.npy", "b.npy", "c.npz", "mnist_test_seq.npy"):
-        np.testing.assert_array_equal(load_videos(tmp_path / name), videos)
+@pytest.fixture(scope="module")
+def clips():
+    """Moving MNIST as a user might hold it: a few longer videos, and many short ones."""
+    val = load_digits("mnist", "val")
+    return {"few": generate(val, 1, "val", range(3), seq_len=20), "many": generate(val, 2, "val", range(30), seq_len=6)}
+
+
+@pytest.mark.parametrize("which", ["few", "many"])
+def test_the_same_videos_read_alike_under_any_name_and_layout(tmp_path, clips, which):
+    videos = clips[which]                                    # (N, T, 64, 64)
+    time_first = videos.transpose(1, 0, 2, 3)                # (T, N, 64, 64)
+    written = []
+    for name in ("videos.npy", "mnist_test_seq.npy", "mnist_test_seq_classic.npy", "clip.npy"):
+        for layout, array in (("NT", videos), ("TN", time_first)):
+            path = tmp_path / layout / name
+            path.parent.mkdir(exist_ok=True)
+            np.save(path, array)
+            written.append((path, layout))
+    np.save(tmp_path / "channel.npy", videos[:, :, None])                        # (N, T, 1, 64, 64)
+    np.savez(tmp_path / "floats.npz", videos=time_first.astype(np.float32) / 255)
+    written += [(tmp_path / "channel.npy", "NT"), (tmp_path / "floats.npz", "TN")]
+    for path, layout in written:
+        np.testing.assert_array_equal(load_videos(path), videos, err_msg=str(path))
+        np.testing.assert_array_equal(load_videos(path, layout), videos, err_msg=str(path))
+    assert load_videos(tmp_path / "NT" / "videos.npy", "TN").shape == videos.transpose(1, 0, 2, 3).shape
+
+
+def _static(clips):
+    """Each video one frame held still: along time nothing changes."""
+    return np.repeat(clips["few"][:, :1], 8, axis=1)   # (3, 8, 64, 64)
+
+
+@pytest.mark.parametrize("content, why", [
+    ("static", "no frame differs from its neighbour"),
+    ("copies", "no frame differs from its neighbour"),
+    ("noise", "differ about as much along both"),
+])
+def test_auto_refuses_content_that_cannot_tell_time(tmp_path, clips, content, why):
+    arrays = {"static": _static(clips), "copies": np.repeat(clips["few"][:1], 4, axis=0),
+              "noise": np.random.default_rng(0).integers(0, 256, size=(3, 4, 64, 64), dtype=np.uint8)}
+    np.save(tmp_path / "v.npy", arrays[content])
+    with pytest.raises(MatapError, match=why) as error:
+        load_videos(tmp_path / "v.npy")
+    assert "--layout NT" in str(error.value) and "--layout TN" in str(error.value)
+    np.testing.assert_array_equal(load_videos(tmp_path / "v.npy", "NT"), arrays[content])
+    np.testing.assert_array_equal(load_videos(tmp_path / "v.npy", "TN"), arrays[content].transpose(1, 0, 2, 3))
+
+
+def test_an_axis_of_length_one_holds_the_videos(tmp_path, clips):
+    video = clips["few"][:1]                   # one video of 20 frames, (1, 20, 64, 64)
+    for name, array in (("nt.npy", video), ("tn.npy", video.transpose(1, 0, 2, 3)), ("one.npy", video[:, :1])):
+        np.save(tmp_path / name, array)
+    np.testing.assert_array_equal(load_videos(tmp_path / "nt.npy"), video)
+    np.testing.assert_array_equal(load_videos(tmp_path / "tn.npy"), video)
+    assert load_videos(tmp_path / "one.npy").shape == (1, 1, 64, 64)  # one frame: both readings are the same
+    assert load_videos(tmp_path / "tn.npy", "NT").shape == (20, 1, 64, 64)  # the override reads what it is told
+
+
+def test_data_layout_reads_training_files(tmp_path, clips):
+    np.save(tmp_path / "static.npy", _static(clips))
+    np.save(tmp_path / "val.npy", clips["many"].transpose(1, 0, 2, 3))
+    cfg = DataConfig(source="array", train_path=str(tmp_path / "static.npy"), val_path=str(tmp_path / "val.npy"))
+    with pytest.raises(MatapError, match=r"give data\.layout=NT .* or data\.layout=TN"):
+        load_split(cfg, "train")
+    np.testing.assert_array_equal(load_split(cfg, "val"), clips["many"])
+    cfg.layout = "NT"
+    assert load_split(cfg, "train").shape == (3, 8, 64, 64)
 
 
 @pytest.mark.parametrize(

@@ -86,3 +86,19 @@ if __name__ == "__main__":
         print("cycle: " + " <-> ".join(component))
     print(f"{len(found)} import cycle(s) among {len(module_names())} matap modules")
     sys.exit(1 if found else 0)
+
+
+def test_loading_and_predicting_import_no_lightning(smoke_run):
+    """matap.load and the model it returns work where Lightning is not installed."""
+    import os
+    import subprocess
+
+    code = ("import sys, torch, matap, matap.metrics\n"
+            f"model = matap.load({str(smoke_run)!r})\n"
+            "future = model.rollout(torch.zeros(1, 4, 64, 64, dtype=torch.uint8), 2)\n"
+            "matap.metrics.ssim(future, future)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')))\n")
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "[]"

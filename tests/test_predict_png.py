@@ -58,7 +58,7 @@ def _rollout(run: Path, clip: np.ndarray, context: int, horizon: int) -> np.ndar
 def picture(smoke_run: Path, videos, tmp_path_factory: pytest.TempPathFactory):
     v, path = videos
     png = tmp_path_factory.mktemp("png") / "pred.png"
-    args = ["predict", str(smoke_run), "--data", str(path), "--png", str(png), "--num", str(NUM),
+    args = ["predict", str(smoke_run), "--data", str(path), "--layout", "NT", "--png", str(png), "--num", str(NUM),
             "--context", str(CONTEXT), "--horizon", str(HORIZON)]
     assert main(args) == 0
     with Image.open(png) as image:
@@ -130,8 +130,8 @@ def test_cli_prints_the_ssim_it_plots(smoke_run, videos, tmp_path, capsys):
 
     v, path = videos
     png = tmp_path / "p.png"
-    assert main(["predict", str(smoke_run), "--data", str(path), "--png", str(png), "--num", str(NUM),
-                 "--context", str(CONTEXT), "--horizon", str(HORIZON)]) == 0
+    assert main(["predict", str(smoke_run), "--data", str(path), "--layout", "NT", "--png", str(png),
+                 "--num", str(NUM), "--context", str(CONTEXT), "--horizon", str(HORIZON)]) == 0
     lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  SSIM")}
     clip = v[:NUM, : CONTEXT + HORIZON]
     truth = torch.from_numpy(clip[:, CONTEXT:] / 255.0).float()
@@ -197,7 +197,8 @@ def test_neither_out_nor_png_is_one_line_and_exit_2(smoke_run):
 def test_short_videos_are_one_line_and_exit_2(smoke_run, tmp_path, capsys, extra, message):
     np.save(tmp_path / "short.npy", np.zeros((2, 6, 64, 64), dtype=np.uint8))
     png = tmp_path / "x.png"
-    assert main(["predict", str(smoke_run), "--data", str(tmp_path / "short.npy"), "--png", str(png), *extra]) == 2
+    assert main(["predict", str(smoke_run), "--data", str(tmp_path / "short.npy"), "--layout", "NT", "--png", str(png),
+                 *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("matap: error: ") and message in err[0], err
     assert not png.exists()

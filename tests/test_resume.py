@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -61,6 +62,71 @@ def test_sigkill_then_resume_matches_the_uninterrupted_run(uninterrupted, tmp_pa
     assert rows_before < 3
     assert main(["train", "--resume", str(run)]) == 0
     _assert_same_run(uninterrupted, run)
+
+
+def test_sigkill_within_an_epoch_then_resume_matches_the_uninterrupted_run(uninterrupted, tmp_path):
+    """A checkpoint every 2 optimizer steps (3 steps an epoch); the run kills itself (SIGKILL) as step 5 begins,
+    the second step of epoch 2, so last.ckpt holds epoch 2 up to its first step."""
+    run = tmp_path / "killed"
+    args = ["train", "--config", "smoke", "--out", str(run), *SETTINGS, "train.checkpoint_every=2"]
+    code = ("import os, signal, sys\n"
+            "from matap.training.module import MatapModule\n"
+            "step = MatapModule.training_step\n"
+            "def killed_in_step_5(self, batch, batch_idx):\n"
+            "    if self.global_step == 4:\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n"
+            "    return step(self, batch, batch_idx)\n"
+            "MatapModule.training_step = killed_in_step_5\n"
+            "from matap.cli import main\n"
+            f"sys.exit(main({args!r}))\n")
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (ckpt["epoch"], ckpt["global_step"]) == (1, 4)  # within epoch 2 (counted from 0 by Lightning)
+    assert [row["epoch"] for row in _history(run)] == ["1"]
+    assert main(["train", "--resume", str(run)]) == 0
+    _assert_same_run(uninterrupted, run)
+
+
+def test_the_loader_continues_an_epoch_where_its_state_left_it():
+    from matap.data import make_loader
+
+    videos = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 64, 64), np.uint8)
+    first = [b[:, 0, 0, 0].tolist() for b in make_loader(videos, 3, shuffle=True, seed=4)]
+    loader = make_loader(videos, 3, shuffle=True, seed=4)
+    batches = iter(loader)
+    seen = [next(batches)[:, 0, 0, 0].tolist() for _ in range(2)]
+    state = loader.state_dict()
+    assert seen == first[:2] and state == {"epoch": 0, "batches": 2}
+    resumed = make_loader(videos, 3, shuffle=True, seed=4)
+    resumed.load_state_dict(state)
+    assert [b[:, 0, 0, 0].tolist() for b in resumed] == first[2:]  # the rest of epoch 0, nothing twice
+    assert len(resumed) == 4 and resumed.state_dict() == {"epoch": 0, "batches": 4}
+    assert [b[:, 0, 0, 0].tolist() for b in resumed] == first  # the next iteration is whole again
+    resumed.load_state_dict(state)
+    resumed.sampler.set_epoch(1)  # a state of epoch 0 does not cut epoch 1 short
+    assert sum(len(b) for b in resumed) == 10
+
+
+def test_checkpoints_within_an_epoch_follow_the_step_count_or_the_clock(tmp_path):
+    from types import SimpleNamespace
+
+    from matap.training.run import RunCheckpoint
+
+    trainer = SimpleNamespace(num_training_batches=5, global_step=0,
+                              strategy=SimpleNamespace(broadcast=lambda value, src: value))
+    by_steps = RunCheckpoint(tmp_path, every_steps=2)
+    due = []
+    for batch_idx in range(5):
+        trainer.global_step = 5 + batch_idx + 1  # the second epoch: steps 6..10
+        due.append(by_steps._due(trainer, batch_idx))
+    assert due == [True, False, True, False, False]  # steps 6 and 8; never the epoch's last (its end saves)
+    by_clock = RunCheckpoint(tmp_path, every_seconds=600)
+    assert not by_clock._due(trainer, 0)
+    by_clock._last_save -= 601
+    assert by_clock._due(trainer, 0) and not by_clock._due(trainer, 4)
+    assert not RunCheckpoint(tmp_path)._due(trainer, 0)
 
 
 def test_resume_from_a_finished_epoch_matches(uninterrupted, tmp_path):

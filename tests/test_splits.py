@@ -50,7 +50,7 @@ def test_user_arrays_have_no_test_split(tmp_path, capsys):
     for name in ("train.npy", "val.npy"):
         np.save(tmp_path / name, videos)
     overrides = ["data.source=array", f"data.train_path={tmp_path / 'train.npy'}",
-                 f"data.val_path={tmp_path / 'val.npy'}", "data.seq_len=8"]
+                 f"data.val_path={tmp_path / 'val.npy'}", "data.seq_len=8", "data.layout=NT"]
     cfg = load_config("smoke", overrides)
     assert scored_split(cfg) == "val"
     with pytest.raises(MatapError, match="no test split"):

@@ -14,12 +14,14 @@ def build_model(name: str = "matap", **overrides: Any):
     return _build(name, **overrides)
 
 
-def load(run_or_file: str, which: str = "best"):
-    """(model in eval mode, its Config, the checkpoint path) from a run folder (its ``best`` or
-    ``last`` checkpoint) or a checkpoint file; see :func:`matap.checkpoint.load_model`."""
-    from matap.checkpoint import load_model
+def load(run_or_checkpoint: str, which: str = "best", device: str = "cpu"):
+    """A trained model ready for ``model(frames)`` and ``model.rollout(context, horizon)``, from a run folder
+    (its ``best`` or ``last`` checkpoint) or a checkpoint file: eval mode, BatchNorm folded as evaluation does,
+    no gradients, on ``device``; ``model.config`` is its Config. Imports no Lightning; see
+    :func:`matap.checkpoint.load_for_inference`."""
+    from matap.checkpoint import load_for_inference
 
-    return load_model(run_or_file, which)
+    return load_for_inference(run_or_checkpoint, which, device)
 
 
 __all__ = ["build_model", "load", "__version__"]

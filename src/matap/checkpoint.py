@@ -70,4 +70,19 @@ def load_model(run_or_file: str | Path, which: str = "best") -> tuple[torch.nn.M
     return model.eval(), cfg, path
 
 
-__all__ = ["atomic_save", "find_checkpoint", "load_checkpoint", "load_model", "safe_load"]
+def load_for_inference(run_or_file: str | Path, which: str = "best", device: str | torch.device = "cpu"
+                       ) -> torch.nn.Module:
+    """The model of a run folder (its ``best`` or ``last`` checkpoint) or checkpoint file, ready to predict:
+    in eval mode, BatchNorm folded into the convolutions as ``matap evaluate`` does (same outputs, fewer
+    layers), no gradients, on ``device``. Its config is ``model.config`` and its file ``model.checkpoint``."""
+    from matap.models.fuse import fold_batchnorm
+
+    if which not in ("best", "last"):
+        raise MatapError(f"which must be 'best' or 'last', got {which!r}")
+    model, cfg, path = load_model(run_or_file, which)
+    model = fold_batchnorm(model).to(device).requires_grad_(False)
+    model.config, model.checkpoint = cfg, path
+    return model
+
+
+__all__ = ["atomic_save", "find_checkpoint", "load_checkpoint", "load_for_inference", "load_model", "safe_load"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from matap import __version__
+from matap.config import LAYOUTS
 from matap.errors import MatapError
 from matap.registry import EXPERIMENTS, PROTOCOLS, Registry
 
@@ -41,6 +42,16 @@ def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
 
 
+LAYOUT_HELP = ("which axis of a --data/--file array is time: NT (videos, then frames: (N, T, 64, 64)), TN (frames "
+               "first, like mnist_test_seq.npy) or auto (default): read from the content, where consecutive frames of "
+               "a video are more alike than frames of different videos; auto refuses a file whose content cannot tell "
+               "(e.g. static videos), and an axis of length 1 is taken to hold the videos")
+
+
+def _add_layout(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layout", choices=LAYOUTS, default="auto", help=LAYOUT_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="matap", description="MA-TAP and a GRU baseline for latent video modelling on Moving MNIST.")
     parser.add_argument("--version", action="version", version=f"matap {__version__}")
@@ -56,9 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which split of the config (default: train); test: held-out digits like val, other "
                         "sequences, data.val_size of them")
     p.add_argument("--file", help="inspect this .npy/.npz video file instead of generating")
-    p.add_argument("--save", metavar="FILE.npy",
-                   help="write the videos as uint8 .npy, time first (T, N, 64, 64) like mnist_test_seq.npy "
-                        "when FILE's name starts with mnist_test_seq, else (N, T, 64, 64)")
+    _add_layout(p)
+    p.add_argument("--save", metavar="FILE.npy", help="write the videos as uint8 .npy, laid out as --save-layout says")
+    p.add_argument("--save-layout", choices=LAYOUTS[1:], default="NT",
+                   help="the layout --save writes: NT (default; (N, T, 64, 64)) or TN (time first, (T, N, 64, 64), "
+                        "like mnist_test_seq.npy); either reads back as the same videos")
     p.add_argument("--png", help="save the first --num videos as a PNG frame grid")
     p.add_argument("--gif", help="save the first --num videos as an animated GIF")
     p.add_argument("--num", type=int, default=4, help="videos to draw (default: 4)")
@@ -69,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "continue an interrupted run: 'matap train --resume runs/x [train.KEY=VALUE ...]'.")
     _add_config(p)
     p.add_argument("--out", "-o", help="run folder to create (config.yaml, history.csv, checkpoints/, tb/)")
-    p.add_argument("--resume", metavar="RUN", help="continue RUN from checkpoints/last.ckpt")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue RUN from checkpoints/last.ckpt (written at the end of every epoch, and within "
+                        "epochs every N steps or M minutes with train.checkpoint_every=N or =Mm)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.set_defaults(handler=cmd_train)
 
@@ -89,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--protocol", default="predict", choices=PROTOCOLS, metavar="NAME",
                    help="what to score (default: predict)")
-    p.add_argument("--data", help=".npy/.npz videos (N, T, H, W) or mnist_test_seq.npy; default: --split of the run")
+    p.add_argument("--data", help=".npy/.npz videos, (N, T, 64, 64) or time first like mnist_test_seq.npy (see "
+                                  "--layout); default: --split of the run")
+    _add_layout(p)
     p.add_argument("--split", choices=("val", "test"), default="val",
                    help="which split of the run's data when no --data is given (default: val, on which best.ckpt was "
                         "selected); test: generated sequences of the held-out digits, data.val_size of them, used "
@@ -117,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the shown sequences, with all-black frames and the last context frame repeated "
                                    "as dashed baselines.")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--data", help=".npy/.npz videos; default: the run's validation set")
+    p.add_argument("--data", help=".npy/.npz videos (see --layout); default: the run's validation set")
+    _add_layout(p)
     p.add_argument("--out", "-o", help="GIF file to write: ground truth left, prediction right")
     p.add_argument("--png", metavar="FILE",
                    help="PNG file to write: rows context | truth | prediction per sequence, frame numbers above, "
@@ -186,7 +204,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     if args.file:
         from matap.data import load_videos
 
-        videos, origin = load_videos(args.file), args.file
+        videos, origin = load_videos(args.file, args.layout), args.file
     else:
         from matap.data import load_split
         from matap.data.sets import cache_dir
@@ -200,13 +218,12 @@ def cmd_data(args: argparse.Namespace) -> int:
     from matap import viz
 
     if args.save:
-        from matap.data.files import is_time_first
         from matap.data.sets import save_array
 
         save = Path(args.save)
         if save.suffix != ".npy":
             raise MatapError(f"--save {save}: give a .npy file name")
-        time_first = is_time_first(save)
+        time_first = args.save_layout == "TN"
         save_array(save, np.asarray(videos).swapaxes(0, 1) if time_first else np.asarray(videos))
         print(f"wrote {save} ({'(T, N, 64, 64), time first' if time_first else '(N, T, 64, 64)'})")
     if args.png:
@@ -243,8 +260,8 @@ def _print_training_summary(summary: dict[str, Any]) -> None:
     history = summary["history"]
     run = summary["run_dir"]
     if summary["interrupted"]:
-        if history:
-            print(f"interrupted during epoch {len(history) + 1}; checkpoints/last.ckpt holds epoch {len(history)}. "
+        if summary["checkpoint"]:
+            print(f"interrupted during epoch {len(history) + 1}; checkpoints/last.ckpt holds {summary['checkpoint']}. "
                   f"Continue with: matap train --resume {run}")
         else:
             print(f"interrupted before the first epoch ended; no checkpoint was written. "
@@ -260,12 +277,13 @@ def _print_training_summary(summary: dict[str, Any]) -> None:
     print(f"parameters {summary['num_parameters']:,}; run folder {run} (history.csv, checkpoints/best.ckpt)")
 
 
-def _videos_for(cfg: Any, data: str | None, need: int, split: str = "val") -> Any:
-    """--data if given, else the run's ``split`` ("val" or "test"), generated long enough for ``need`` frames."""
+def _videos_for(cfg: Any, data: str | None, need: int, split: str = "val", layout: str = "auto") -> Any:
+    """--data if given (laid out as ``layout`` says), else the run's ``split`` ("val" or "test"), generated long
+    enough for ``need`` frames."""
     from matap.data import generated_split, load_videos, validation_videos
 
     if data:
-        return load_videos(data)
+        return load_videos(data, layout)
     if split == "val":
         return validation_videos(cfg.data, need)
     if cfg.data.source == "array":
@@ -283,7 +301,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     horizon = args.horizon if args.horizon is not None else protocol.horizon or cfg.eval.horizon
     if args.num is not None and args.num < 1:
         raise MatapError("--num must be >= 1")
-    videos = _videos_for(cfg, args.data, required_length(args.protocol, context, horizon), args.split)
+    videos = _videos_for(cfg, args.data, required_length(args.protocol, context, horizon), args.split, args.layout)
     if args.num:
         videos = videos[: args.num]
     result = evaluate(model, videos, args.protocol, context, horizon, cfg.eval.batch_size, args.device,
@@ -316,8 +334,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
     from matap import viz
-    from matap.checkpoint import load_model
-    from matap.data import to_frames
+    from matap.checkpoint import load_for_inference
 
     if not args.out and not args.png:
         raise MatapError("give --out FILE.gif, --png FILE.png or both")
@@ -330,9 +347,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for option in ("context", "horizon"):
         if getattr(args, option) is not None and getattr(args, option) < 1:
             raise MatapError(f"--{option} must be >= 1")
-    model, cfg, _ = load_model(args.run, args.checkpoint)
+    model = load_for_inference(args.run, args.checkpoint)
+    cfg = model.config
     context = args.context if args.context is not None else cfg.eval.context
-    videos = _videos_for(cfg, args.data, context + (args.horizon or cfg.eval.horizon))
+    videos = _videos_for(cfg, args.data, context + (args.horizon or cfg.eval.horizon), layout=args.layout)
     T = videos.shape[1]
     horizon = args.horizon if args.horizon is not None else T - context
     if context < 1 or horizon < 1 or context + horizon > T:
@@ -340,11 +358,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             else f"--context {context} + at least 1 predicted frame"
         raise MatapError(f"the videos have {T} frames, too short for {wanted}")
     clip = np.array(videos[: args.num, : context + horizon])
-    from matap.models.fuse import fold_batchnorm
-
-    model = fold_batchnorm(model)
     with torch.inference_mode():
-        pred = model.rollout(to_frames(torch.from_numpy(clip))[:, :context], horizon)[:, :, 0].float().numpy()
+        pred = model.rollout(torch.from_numpy(clip[:, :context]), horizon)[:, :, 0].float().numpy()
     if args.out:
         viz.save_prediction_gif(clip, pred, args.out)
         print(f"wrote {args.out}: {len(clip)} sequences, left ground truth, right prediction "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,16 +25,18 @@ from matap.registry import CELLS, OBJECTIVES
 PRESET_DIR = Path(__file__).parent / "configs"
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true", "bf16-true", "16-true", "32", "bf16", "16", "64")
 FRACTION = {"minimum": 0, "below": 1}  # [0, 1)
+LAYOUTS = ("auto", "NT", "TN")  # which axis of a video file is time (matap.data.files.load_videos)
 
 
 def option(default: Any, *, choices: Collection[Any] | None = None, minimum: float | None = None,
            maximum: float | None = None, below: float | None = None, above: float | None = None,
-           why: str | None = None) -> Any:
+           pattern: str | None = None, why: str | None = None) -> Any:
     """A config key with its default, and what values it takes: one of ``choices`` (a registry
     is asked for its names), at least ``minimum``, at most ``maximum``, less than ``below``,
-    more than ``above``; ``why`` goes into the error message."""
+    more than ``above``, a string matching the regular expression ``pattern``; ``why`` goes into
+    the error message (for a pattern, it says in words what the pattern takes)."""
     return field(default=default, metadata={"choices": choices, "minimum": minimum, "maximum": maximum,
-                                            "below": below, "above": above, "why": why})
+                                            "below": below, "above": above, "pattern": pattern, "why": why})
 
 
 @dataclass
@@ -43,6 +46,8 @@ class DataConfig:
     idx_dir: str | None = None     # folder with *-images-idx3-ubyte[.gz] files when source="idx"
     train_path: str | None = None  # .npy/.npz of videos when source="array"
     val_path: str | None = None
+    # which axis of those files is time: "NT" (videos, then frames), "TN" (frames first) or "auto" (from the content)
+    layout: str = option("auto", choices=LAYOUTS)
     # "reference" (speed 2-5 px, added+clipped) or "classic" (Srivastava: 3.6 px, max)
     motion: str = option("reference", choices=("reference", "classic"))
     num_digits: int = option(2, minimum=1)
@@ -120,6 +125,16 @@ class TrainConfig:
     limit_train_batches: float = 1.0  # a fraction in (0, 1] of the batches, or a batch count
     log_every_n_steps: int = option(10, minimum=1)
     progress_bar: bool = True
+    # also write the resumable last.ckpt within epochs: every N optimizer steps ("500") or every M minutes
+    # ("10m"); "0": at the end of each epoch only
+    checkpoint_every: str = option("0", pattern=r"\d+|\d+(\.\d+)?m",
+                                   why="a number of optimizer steps (500) or of minutes (10m)")
+
+    def checkpoint_interval(self) -> tuple[int, float]:
+        """``checkpoint_every`` as (optimizer steps, seconds); 0 where it does not apply."""
+        if self.checkpoint_every.endswith("m"):
+            return 0, float(self.checkpoint_every[:-1]) * 60
+        return int(self.checkpoint_every), 0.0
 
 
 @dataclass
@@ -203,6 +218,8 @@ def _keys(section: str) -> dict[str, Any]:
 def _check(where: str, value: Any, spec: dataclasses.Field) -> None:
     """The declared choices and bounds of one key (:func:`option`)."""
     meta = spec.metadata
+    if meta.get("pattern") is not None and not re.fullmatch(meta["pattern"], str(value)):
+        raise MatapError(f"{where} must be {meta['why']}, got {value!r}")
     why = f" ({meta['why']})" if meta.get("why") else ""
     choices = meta.get("choices")
     if choices is not None and value not in choices:

@@ -1,6 +1,7 @@
 """Frame metrics as pure functions. Every function takes ``pred`` and ``target``
-of shape (..., H, W) or (..., 1, H, W), values in [0, 1], and returns one
-value per frame, shape (...); callers reduce over sequences and time.
+of shape (..., H, W) or (..., 1, H, W) (each its own), floats in [0, 1] or uint8
+(0..255, scaled by 1/255), and returns one value per frame, shape (...); callers
+reduce over sequences and time.
 """
 
 from __future__ import annotations
@@ -13,14 +14,24 @@ _SIGMA = 1.5
 _K1, _K2 = 0.01, 0.03
 
 
+def _unit(frames: torch.Tensor) -> torch.Tensor:
+    """Floats in [0, 1]: uint8 is scaled by 1/255."""
+    return frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
+
+
 def _frames(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
+    shapes = (tuple(pred.shape), tuple(target.shape))
+    if pred.dim() == target.dim() + 1 and pred.shape[-3] == 1:    # (..., 1, H, W) against (..., H, W)
+        pred = pred.squeeze(-3)
+    elif target.dim() == pred.dim() + 1 and target.shape[-3] == 1:
+        target = target.squeeze(-3)
     if pred.shape != target.shape:
-        raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+        raise ValueError(f"pred and target shapes differ: {shapes[0]} vs {shapes[1]}")
     if pred.dim() >= 3 and pred.shape[-3] == 1:
         pred, target = pred.squeeze(-3), target.squeeze(-3)
     lead = pred.shape[:-2]
     H, W = pred.shape[-2:]
-    return pred.reshape(-1, 1, H, W).float(), target.reshape(-1, 1, H, W).float(), lead
+    return _unit(pred.reshape(-1, 1, H, W)), _unit(target.reshape(-1, 1, H, W)), lead
 
 
 def _gaussian_1d(device: torch.device) -> torch.Tensor:

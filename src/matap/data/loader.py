@@ -3,7 +3,8 @@ the training step converts them, which keeps loading cheap."""
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+import itertools
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -84,14 +85,63 @@ class EpochShuffleSampler(Sampler[int]):
         return self.size
 
 
+class _Skipping:
+    """The batches of indices of ``loader``, without the first ``loader._skip`` of them."""
+
+    def __init__(self, batches: Any, loader: ResumableLoader) -> None:
+        self.batches, self.loader = batches, loader
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return itertools.islice(iter(self.batches), self.loader._skip, None)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader that can continue an epoch where a checkpoint left it. :meth:`state_dict` holds the
+    epoch and how many of its batches were handed out; after :meth:`load_state_dict`, iterating that
+    epoch skips those batches without loading them (their indices are drawn from the sampler and
+    dropped, so the rest of the epoch is what it would have been). Lightning saves the state in every
+    checkpoint and restores it when it resumes within an epoch."""
+
+    _skip = 0                                  # batches to leave out of the iteration being created
+    _resume: tuple[int, int] | None = None     # (epoch, batches) from a checkpoint
+    _handed: tuple[int, int] = (0, 0)          # (epoch, batches handed out in it)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self._handed[0], "batches": self._handed[1]}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = (int(state["epoch"]), int(state["batches"]))
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        epoch = getattr(self.sampler, "epoch", 0)  # set (set_epoch) before the first batch is asked for
+        resume, self._resume = self._resume, None
+        self._skip = resume[1] if resume is not None and resume[0] == epoch else 0
+        self._handed = (epoch, self._skip)
+        for batch in super().__iter__():
+            self._handed = (epoch, self._handed[1] + 1)
+            yield batch
+
+    @property
+    def _index_sampler(self) -> Any:  # what DataLoader's iterators draw the indices of each batch from
+        return _Skipping(super()._index_sampler, self)
+
+
 def make_loader(videos: np.ndarray | Dataset, batch_size: int, shuffle: bool, seed: int = 0,
                 num_workers: int = 0) -> DataLoader:
     """Batches of uint8 (B, T, H, W) from an array of videos, or from a :class:`GeneratedVideos`
-    stream (shuffled within each epoch and new every epoch)."""
+    stream. Shuffled (the training order): within each epoch as :class:`EpochShuffleSampler` draws
+    it, new items every epoch for a stream, resumable within an epoch (:class:`ResumableLoader`),
+    and without drawing from torch's global random state (which dropout uses, and a resumed run
+    restores), so that where a run is resumed does not change what it draws."""
     dataset = videos if isinstance(videos, Dataset) else VideoDataset(videos)
-    fresh = isinstance(dataset, GeneratedVideos)
-    sampler = EpochShuffleSampler(len(dataset), seed, fresh) if shuffle else None
-    return DataLoader(
+    if not shuffle:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=_keep_batch,
+                          num_workers=num_workers, persistent_workers=num_workers > 0)
+    sampler = EpochShuffleSampler(len(dataset), seed, fresh=isinstance(dataset, GeneratedVideos))
+    return ResumableLoader(
         dataset, batch_size=batch_size, sampler=sampler, shuffle=False, collate_fn=_keep_batch,
-        num_workers=num_workers, persistent_workers=num_workers > 0,
+        num_workers=num_workers, persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed),
     )

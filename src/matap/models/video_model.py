@@ -19,11 +19,21 @@ class TeacherForced(NamedTuple):
 FEEDBACKS = ("latent", "frame")
 
 
+def as_frames(videos: torch.Tensor) -> torch.Tensor:
+    """Frames as the model computes on them, float (B, T, 1, H, W) in [0, 1], from videos as users hold them:
+    uint8 (0..255, scaled by 1/255 as matap.data.to_frames does) or floats in [0, 1], with the channel axis or
+    without it, (B, T, H, W). Float frames with the channel axis are returned as they are."""
+    if videos.dim() == 4:
+        videos = videos.unsqueeze(2)
+    return videos.to(torch.float32).div_(255.0) if videos.dtype == torch.uint8 else videos
+
+
 class LatentVideoModel(nn.Module):
     """Encoder A.1 + a recurrent cell + predictor + decoder A.2.
 
-    Frames are (B, T, 1, 64, 64) floats in [0, 1]; decoded frames come back
-    as logits of the same shape (``torch.sigmoid`` gives the frame).
+    Frames are (B, T, 1, 64, 64) floats in [0, 1]; uint8 frames (0..255) and frames without the
+    channel axis, (B, T, 64, 64), are taken too (:func:`as_frames`). Decoded frames come back as
+    logits of shape (B, T, 1, 64, 64) (``torch.sigmoid`` gives the frame).
 
     ``feedback`` says what a rollout feeds back into the cell: ``"latent"`` (the paper) feeds the
     predicted latent itself; ``"frame"`` decodes it and feeds the encoding of the decoded frame,
@@ -48,7 +58,8 @@ class LatentVideoModel(nn.Module):
         self.decoder = SpatialDecoder(latent_dim, content_path)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B, T, 1, H, W) -> (B, T, d)."""
+        """(B, T, 1, H, W) -> (B, T, d); frames as :func:`as_frames` takes them."""
+        frames = as_frames(frames)
         B, T = frames.shape[:2]
         return self.encoder(frames.flatten(0, 1)).view(B, T, -1)
 
@@ -59,7 +70,7 @@ class LatentVideoModel(nn.Module):
             return None
         if frames is None:
             raise ValueError("a model with a content path decodes with the frames: decode(z, frames)")
-        return self.encoder.pyramid(frames[:, 0])[::-1]
+        return self.encoder.pyramid(as_frames(frames)[:, 0])[::-1]
 
     def decode(self, z: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, d) -> (B, T, 1, H, W) logits. ``frames`` (B, T', 1, H, W): the sequence whose
@@ -82,7 +93,8 @@ class LatentVideoModel(nn.Module):
         return torch.stack(outputs, dim=1), state
 
     def forward(self, frames: torch.Tensor) -> TeacherForced:
-        """Teacher-forced pass: z_t = E(x_t), z^_{t+1} = P(cell(z_<=t))."""
+        """Teacher-forced pass: z_t = E(x_t), z^_{t+1} = P(cell(z_<=t)); frames (B, T, 1, H, W), or as
+        :func:`as_frames` takes them. Decode ``z_next`` for frames: ``torch.sigmoid(model.decode(out.z_next))``."""
         z = self.encode(frames)
         h, _ = self.unroll(z)
         return TeacherForced(z, self.predictor(h))
@@ -112,6 +124,8 @@ class LatentVideoModel(nn.Module):
         return torch.stack(latents, dim=1), (torch.stack(logits, dim=1) if logits else None)
 
     def rollout(self, context: torch.Tensor, horizon: int) -> torch.Tensor:
-        """(B, C, 1, H, W) context frames -> (B, horizon, 1, H, W) predicted frames in [0, 1]."""
+        """(B, C, 1, H, W) context frames (or as :func:`as_frames` takes them) -> (B, horizon, 1, H, W)
+        predicted frames, floats in [0, 1]."""
+        context = as_frames(context)
         latents, logits = self.rollout_steps(self.encode(context), horizon, self.content(context))
         return torch.sigmoid(self.decode(latents, context) if logits is None else logits)

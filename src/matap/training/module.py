@@ -65,18 +65,20 @@ class MatapModule(L.LightningModule):
             raise FloatingPointError(f"non-finite training loss ({out.loss.item()})")
         return out
 
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> dict[str, Any]:
+        """The loss to optimise, and under ``"train"`` the values whose epoch means the run's history keeps
+        (``RunCheckpoint`` averages them: its sums survive a checkpoint within an epoch, Lightning's do not)."""
         x = to_frames(batch)
         try:
             out = self.training_loss(x, self.progress())
         except FloatingPointError as exc:
             raise FloatingPointError(f"{exc} at epoch {self.current_epoch + 1}, step {batch_idx + 1} "
                                      f"(global step {self.global_step + 1})") from None
-        B = x.shape[0]
-        self.log("train_loss", out.loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=B, sync_dist=True)
-        for name, value in out.terms.items():
-            self.log(f"train_{name}", value.detach(), on_step=False, on_epoch=True, batch_size=B, sync_dist=True)
-        return out.loss
+        self.log("train_loss_step", out.loss.detach(), on_step=True, on_epoch=False, prog_bar=True,
+                 batch_size=x.shape[0], sync_dist=True)
+        train = {"train_loss": out.loss.detach()}
+        train.update({f"train_{name}": value.detach() for name, value in out.terms.items()})
+        return {"loss": out.loss, "train": train}
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         x = to_frames(batch)
@@ -117,8 +119,10 @@ class MatapModule(L.LightningModule):
         checkpoint["matap_config"] = self.cfg.to_dict()
         checkpoint["matap_version"] = __version__
         checkpoint["matap_train_seconds"] = self.elapsed()
+        checkpoint["matap_epoch_start_seconds"] = self._epoch_start  # a checkpoint within an epoch resumes it
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._seconds_before = float(checkpoint.get("matap_train_seconds", 0.0))
+        self._epoch_start = float(checkpoint.get("matap_epoch_start_seconds", 0.0))
         self._clock_start = time.monotonic()
 
