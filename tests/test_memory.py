@@ -119,7 +119,8 @@ def test_with_a_large_staleness_weight_the_learned_write_is_a_circular_fifo():
     state = cell.initial_state(3, CPU, torch.float32)
     for n in range(1, 11):
         _, state = cell(torch.randn(3, 8), state)
-        expected = [float((n - 1 - k) % K + 1) if k < n else math.inf for k in range(K)]  # slot k written at k+1, k+1+K, ...
+        # slot k is written at steps k + 1, k + 1 + K, ...; never before step k + 1
+        expected = [float((n - 1 - k) % K + 1) if k < n else math.inf for k in range(K)]
         assert state.age.tolist() == [expected] * 3
 
 

@@ -110,3 +110,23 @@ def test_inspect_writes_the_arrays_and_figures_of_both_passes(smoke_run, tmp_pat
     for phase in ("context", "after"):
         assert set(result["summary"]["rollout"][phase]) == {"gate", "memory_share", "attention_empty",
                                                             "attention_newest", "attended_age"}
+
+
+@pytest.mark.parametrize("switch", [{"mask_empty": True}, {"use_attention": False}])
+def test_the_figures_of_a_step_without_a_read_and_of_a_memory_never_read(switch, tmp_path):
+    from matap.inspection import ages_figure, attention_figure, gate_figure, summary, trace
+
+    torch.manual_seed(0)
+    model = matap.build_model("matap", **switch).eval()
+    passes, predicted = trace(model, torch.rand(2, 1 + 5, 1, 64, 64), context=1, horizon=5)
+    assert predicted.shape == (2, 5, 1, 64, 64)
+    values = summary(passes, context=1)["rollout"]
+    if switch.get("mask_empty"):  # step 1 reads nothing: the context phase has no attention to average
+        assert np.isnan(passes["rollout"]["attention"][:, 0]).all()
+        assert values["context"]["attention_newest"] is None and values["after"]["attention_newest"] > 0
+        attention_figure(passes, 1, tmp_path / "attention.png")
+        ages_figure(passes, 1, tmp_path / "ages.png")
+    else:
+        assert "attention" not in passes["rollout"] and set(values["after"]) == {"gate", "memory_share"}
+    gate_figure(passes, 1, tmp_path / "gate.png")
+    assert all(path.stat().st_size > 0 for path in tmp_path.iterdir())

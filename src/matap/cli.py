@@ -391,11 +391,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"checkpoint {result['checkpoint']} ({result['model']}); {result['sequences']} sequences of "
           f"{result['data']}, {result['context']} context frames, {result['horizon']} rolled out")
     names = list(result["summary"]["teacher_forced"]["context"])
+    steps = {"context": f"steps 1-{result['context']}", "after": f"steps {result['context'] + 1}+"}
     print(f"{'':<30}" + "".join(f"{name:>17}" for name in names))
     for name, phases in result["summary"].items():
         for phase, values in phases.items():
-            label = f"{name}, steps {'1-' + str(result['context']) if phase == 'context' else str(result['context'] + 1) + '+'}"
-            print(f"{label:<30}" + "".join(f"{values[k]:>17.3f}" for k in names))
+            print(f"{name + ', ' + steps[phase]:<30}"
+                  + "".join(f"{values[k]:>17.3f}" if values[k] is not None else f"{'-':>17}" for k in names))
     print(f"wrote {args.out}/inspect.json and {', '.join(result['files'])}")
     return 0
 

@@ -14,6 +14,7 @@ writes the arrays (``inspect.json``) and figures (``docs/memory.md`` says how to
 from __future__ import annotations
 
 import json
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,6 +28,7 @@ from matap.errors import MatapError
 
 PASSES = {"teacher_forced": "teacher-forced (true frames in)",
           "rollout": "rollout (its own predictions in after the context)"}
+STYLES = {"teacher_forced": ("tab:blue", "-"), "rollout": ("tab:orange", "--")}  # colour and line of a pass's curves
 QUANTILES = (0.1, 0.9)  # the band of the gate curves: over sequences and latent dimensions
 
 
@@ -115,11 +117,12 @@ def attention_by_age(attention: np.ndarray, ages: np.ndarray, max_age: int) -> t
     return np.einsum("nshk,nska->nsha", attention, onehot), onehot.sum(axis=2)
 
 
-def summary(passes: dict[str, dict[str, np.ndarray]], context: int) -> dict[str, dict[str, dict[str, float]]]:
+def summary(passes: dict[str, dict[str, np.ndarray]], context: int) -> dict[str, dict[str, dict[str, float | None]]]:
     """Per pass and phase ("context": steps 1..C, "after": the steps after them), the mean gate, the
     memory term's share of the two terms of Eq. 4, and, with attention, its mass on the empty slots,
-    on the newest write, and the mean age of the writes it reads (weighted by attention)."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    on the newest write, and the mean age of the writes it reads (weighted by attention); None where
+    no step of the phase has a value (no memory read)."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
     for name, a in passes.items():
         out[name] = {}
         for phase, steps in (("context", slice(0, context)), ("after", slice(context, None))):
@@ -127,14 +130,15 @@ def summary(passes: dict[str, dict[str, np.ndarray]], context: int) -> dict[str,
                       "memory_share": (a["memory_term"] / (a["memory_term"] + a["gru_term"]))[:, steps].mean()}
             if "attention" in a:
                 w, ages = a["attention"][:, steps], a["ages"][:, steps, None, :]  # (N, S, H, K), (N, S, 1, K)
-                values["attention_empty"] = np.nanmean(np.where(np.isnan(ages), w, 0).sum(-1))
-                values["attention_newest"] = np.nanmean(np.where(ages == 1, w, 0).sum(-1))
                 written = np.where(np.isnan(ages), 0, w)
-                with np.errstate(invalid="ignore", divide="ignore"):  # no weight on a written slot: NaN, left out
+                with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+                    warnings.simplefilter("ignore", RuntimeWarning)  # a step without a read is NaN: left out
+                    values["attention_empty"] = np.nanmean(np.where(np.isnan(ages), w, 0).sum(-1))
+                    values["attention_newest"] = np.nanmean((w * (ages == 1)).sum(-1))
                     values["attended_age"] = np.nanmean((written * np.nan_to_num(ages)).sum(-1) / written.sum(-1))
             if "write" in a:
                 values["write"] = a["write"][:, steps].mean()
-            out[name][phase] = {k: float(v) for k, v in values.items()}
+            out[name][phase] = {k: float(v) if np.isfinite(v) else None for k, v in values.items()}
     return out
 
 
@@ -182,7 +186,7 @@ def attention_figure(passes: dict[str, dict[str, np.ndarray]], context: int, pat
         steps = mass.shape[1]
         for head in range(heads):
             ax = axes[row, head]
-            image = np.nanmean(mass[:, :, head], axis=0).T                 # (A + 1, S)
+            image = mass[:, :, head].mean(axis=0).T                        # (A + 1, S); NaN: a step without a read
             image[held.sum(0).T == 0] = np.nan
             shown = ax.imshow(np.ma.masked_invalid(image), aspect="auto", origin="lower", cmap=cmap, vmin=0, vmax=1,
                               extent=(0.5, steps + 0.5, -0.5, max_age + 0.5), interpolation="nearest")
@@ -204,19 +208,17 @@ def gate_figure(passes: dict[str, dict[str, np.ndarray]], context: int, path: Pa
     and of the memory context, the memory term's share of Eq. 4, and a_t per dimension in the rollout."""
     plt = _plt()
     fig, axes = plt.subplots(2, 2, figsize=(11, 6.4), layout="constrained")
-    colours = {"teacher_forced": "tab:blue", "rollout": "tab:orange"}
     for name, a in passes.items():
-        c, label = colours[name], PASSES[name]
+        (c, style), label = STYLES[name], PASSES[name]
         steps = np.arange(1, a["gate"].shape[1] + 1)
         pooled = a["gate"].transpose(1, 0, 2).reshape(len(steps), -1)     # (S, N * d)
         low, high = np.quantile(pooled, QUANTILES, axis=1)
-        axes[0, 0].plot(steps, pooled.mean(1), color=c, label=label)
+        axes[0, 0].plot(steps, pooled.mean(1), style, color=c, label=label)
         axes[0, 0].fill_between(steps, low, high, color=c, alpha=0.2)
-        style = "-" if name == "teacher_forced" else "--"
         axes[0, 1].plot(steps, a["gru_norm"].mean(0), style, color="tab:green", label=f"||h~_t||, {name}")
         axes[0, 1].plot(steps, a["context_norm"].mean(0), style, color="tab:purple", label=f"||tanh(W_c c_t)||, {name}")
         share = a["memory_term"] / (a["memory_term"] + a["gru_term"])   # (N, S)
-        axes[1, 0].plot(steps, share.mean(0), color=c, label=label)
+        axes[1, 0].plot(steps, share.mean(0), style, color=c, label=label)
         axes[1, 0].fill_between(steps, share.min(0), share.max(0), color=c, alpha=0.2)
     gate = passes["rollout"]["gate"].mean(0).T                          # (d, S)
     order = np.argsort(gate.mean(1))
@@ -254,10 +256,11 @@ def ages_figure(passes: dict[str, dict[str, np.ndarray]], context: int, path: Pa
               (f"steps {context + 1}+, own predictions in", passes["rollout"], slice(context, None)))
     width = 0.8 / len(groups)
     for i, (label, a, steps) in enumerate(groups):
-        if "attention" not in a:
-            continue
         mass, _ = attention_by_age(a["attention"][:, steps], a["ages"][:, steps], max_age)
-        axes[0].bar(x + (i - 1) * width, np.nanmean(mass, axis=(0, 1, 2)), width, label=label)
+        read = mass.reshape(-1, max_age + 1)
+        read = read[~np.isnan(read).any(axis=1)]                       # leave out the steps without a read
+        if len(read):
+            axes[0].bar(x + (i - 1) * width, read.mean(axis=0), width, label=label)
     axes[0].set_title("share of attention on each age of write (mean over heads, sequences, steps)", fontsize=8)
     axes[0].set_ylabel("attention weight", fontsize=8)
     last = passes["rollout"]["ages"][:, -1]                            # (N, K)
@@ -277,16 +280,15 @@ def write_figure(passes: dict[str, dict[str, np.ndarray]], context: int, path: P
     """A learned write: the amount w_t per step, and the ages of the writes it replaced."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), layout="constrained")
-    colours = {"teacher_forced": "tab:blue", "rollout": "tab:orange"}
     max_age = _max_age(passes)
     for i, (name, a) in enumerate(passes.items()):
-        steps = np.arange(1, a["write"].shape[1] + 1)
-        axes[0].plot(steps, a["write"].mean(0), color=colours[name], label=PASSES[name])
-        axes[0].fill_between(steps, a["write"].min(0), a["write"].max(0), color=colours[name], alpha=0.2)
+        (c, style), steps = STYLES[name], np.arange(1, a["write"].shape[1] + 1)
+        axes[0].plot(steps, a["write"].mean(0), style, color=c, label=PASSES[name])
+        axes[0].fill_between(steps, a["write"].min(0), a["write"].max(0), color=c, alpha=0.2)
         replaced = a["replaced"][:, context:]
         counts = np.bincount(np.where(np.isnan(replaced), 0, np.nan_to_num(replaced)).astype(int).ravel(),
                              minlength=max_age + 1)
-        axes[1].bar(np.arange(len(counts)) + (i - 0.5) * 0.4, counts / counts.sum(), 0.4, color=colours[name],
+        axes[1].bar(np.arange(len(counts)) + (i - 0.5) * 0.4, counts / counts.sum(), 0.4, color=c,
                     label=f"steps {context + 1}+, {PASSES[name]}")
     axes[1].set_xticks(np.arange(max_age + 1), ["empty", *map(str, range(1, max_age + 1))], fontsize=7)
     _mark_context(axes[0], context)
