@@ -19,7 +19,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 def test_help_of_every_command():
-    for command in ([], ["data"], ["train"], ["evaluate"], ["predict"], ["bench"]):
+    for command in ([], ["data"], ["train"], ["evaluate"], ["predict"], ["inspect"], ["bench"]):
         result = run_cli(*command, "--help")
         assert result.returncode == 0, result.stderr
         assert "usage: matap" in result.stdout

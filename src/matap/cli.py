@@ -52,6 +52,16 @@ def _add_layout(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=LAYOUTS, default="auto", help=LAYOUT_HELP)
 
 
+def _add_rollout_arguments(p: argparse.ArgumentParser, num_help: str, data_help: str) -> None:
+    """What predict and inspect roll out: RUN_OR_CHECKPOINT, --checkpoint, --data, --num, --context."""
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument("--data", help=data_help)
+    _add_layout(p)
+    p.add_argument("--num", type=int, default=4, help=num_help)
+    p.add_argument("--context", type=int, default=None, help="context frames (default: the config's eval.context)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="matap", description="MA-TAP and a GRU baseline for latent video modelling on Moving MNIST.")
     parser.add_argument("--version", action="version", version=f"matap {__version__}")
@@ -133,18 +143,33 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the per-frame SSIM (tf.image.ssim) of the prediction against the truth, mean over "
                                    "the shown sequences, with all-black frames and the last context frame repeated "
                                    "as dashed baselines.")
-    p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--data", help=".npy/.npz videos (see --layout); default: the run's validation set")
-    _add_layout(p)
+    _add_rollout_arguments(p, "sequences to show (default: 4)", ".npy/.npz videos (see --layout); default: the run's validation set")
     p.add_argument("--out", "-o", help="GIF file to write: ground truth left, prediction right")
     p.add_argument("--png", metavar="FILE",
                    help="PNG file to write: rows context | truth | prediction per sequence, frame numbers above, "
                         "and the per-frame SSIM plot below them in the same PNG")
-    p.add_argument("--num", type=int, default=4, help="sequences to show (default: 4)")
-    p.add_argument("--context", type=int, default=None, help="context frames (default: the config's eval.context)")
     p.add_argument("--horizon", type=int, default=None, help="future frames (default: the rest of each video)")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.set_defaults(handler=cmd_predict)
+
+    p = sub.add_parser("inspect", help="record a memory cell's attention, gate and memory at every step; figures "
+                                       "and JSON",
+                       description="Trace --num sequences through a checkpoint twice, teacher-forced over the true "
+                                   "frames and rolled out from --context frames for --horizon, fed its own "
+                                   "predictions after the context, recording at every step each head's attention "
+                                   "over the K memory slots (by the age of the write a slot holds), the gate a_t "
+                                   "over the d latent dimensions, and the norms of the GRU state and of the memory "
+                                   "context. Writes OUT/inspect.json (every array) and OUT/attention.png, gate.png, "
+                                   "ages.png (write.png for a learned write; attention.gif with --gif); "
+                                   "docs/memory.md says how to read them. The forward pass is the same with or "
+                                   "without the recording.")
+    _add_rollout_arguments(p, "sequences to trace (default: 4)",
+                           ".npy/.npz videos; default: the run's validation set (generated long enough)")
+    p.add_argument("--horizon", type=int, default=None,
+                   help="frames rolled out after the context (default: the config's eval.horizon)")
+    p.add_argument("--out", "-o", required=True, help="folder for inspect.json and the figures")
+    p.add_argument("--gif", action="store_true",
+                   help="also animate the rollout's attention beside the true frames and the frames it read")
+    p.set_defaults(handler=cmd_inspect)
 
     for name in EXPERIMENTS:  # the experiment modules import torch only when they run
         experiment = EXPERIMENTS.get(name)
@@ -370,6 +395,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
               f"truth and prediction (frames {context + 1}-{context + horizon}); below, SSIM per frame")
         for name, values in curves.items():
             print(f"  SSIM {name:<13}" + " ".join(f"{v:.3f}" for v in values))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from matap.inspection import inspect
+
+    result = inspect(args.run, args.out, data=args.data, num=args.num, context=args.context, horizon=args.horizon,
+                     checkpoint=args.checkpoint, gif=args.gif, layout=args.layout)
+    print(f"checkpoint {result['checkpoint']} ({result['model']}); {result['sequences']} sequences of "
+          f"{result['data']}, {result['context']} context frames, {result['horizon']} rolled out")
+    names = list(result["summary"]["teacher_forced"]["context"])
+    steps = {"context": f"steps 1-{result['context']}", "after": f"steps {result['context'] + 1}+"}
+    print(f"{'':<30}" + "".join(f"{name:>17}" for name in names))
+    for name, phases in result["summary"].items():
+        for phase, values in phases.items():
+            print(f"{name + ', ' + steps[phase]:<30}"
+                  + "".join(f"{values[k]:>17.3f}" if values[k] is not None else f"{'-':>17}" for k in names))
+    print(f"wrote {args.out}/inspect.json and {', '.join(result['files'])}")
     return 0
 
 

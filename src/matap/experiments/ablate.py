@@ -1,6 +1,7 @@
 """``matap ablate``: trained ablations. Memory size K (the paper's Table 5, which it
 computed on untrained models) and the components: no attention, no gate, masked
-empty memory slots, no memory at all (the GRU baseline)."""
+empty memory slots, no memory at all (the GRU baseline); and every other registered
+cell (the memories of ``matap.modules.memories``), under its model name."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from matap.experiments.report import (SPLIT_NAMES, baseline_rows, evaluate_run, 
                                       table, versus_baselines)
 from matap.experiments.runner import Experiment, Spec, evaluation_fits
 from matap.experiments.runs import Run
-from matap.registry import EXPERIMENTS, OBJECTIVES
+from matap.registry import CELLS, EXPERIMENTS, OBJECTIVES
 
 # name -> (overrides, description). "matap" and "gru" share their run folders with `matap compare`.
 VARIANTS: dict[str, tuple[list[str], str]] = {
@@ -31,22 +32,31 @@ PAPER_TABLE5 = {"k5": 0.0017, "matap": 0.0017, "k15": 0.0017, "k20": 0.0017}
 MEMORY_SIZES = {"k5": 5, "matap": 10, "k15": 15, "k20": 20}
 
 
+def all_variants() -> dict[str, tuple[list[str], str]]:
+    """VARIANTS, then every other registered cell under its model name (``model.name=NAME``)."""
+    cells = {name: ([f"model.name={name}"], CELLS.describe(name)) for name in CELLS if name not in ("matap", "gru")}
+    return {**VARIANTS, **cells}
+
+
 def add_arguments(p: Any) -> None:
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), metavar="NAME",
-                   help=f"which ablations to train (default: all of {', '.join(VARIANTS)})")
+    p.add_argument("--variants", nargs="+", default=None, metavar="NAME",
+                   help=f"which ablations to train (default: all: {', '.join(VARIANTS)}, and every other "
+                        "registered cell under its model name, e.g. matap-write)")
 
 
 def _prepare(spec: Spec) -> Spec:
-    unknown = [v for v in spec.options.get("variants", VARIANTS) if v not in VARIANTS]
+    known = all_variants()
+    unknown = [v for v in spec.options.get("variants") or () if v not in known]
     if unknown:
-        raise MatapError(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
+        raise MatapError(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(known)})")
     return spec
 
 
 def _variants(spec: Spec) -> dict[str, list[str]]:
-    """The chosen variants, in the order of VARIANTS."""
-    chosen = spec.options.get("variants", VARIANTS)
-    return {name: VARIANTS[name][0] for name in VARIANTS if name in chosen}
+    """The chosen variants (all by default), in the order of :func:`all_variants`."""
+    known = all_variants()
+    chosen = spec.options.get("variants") or known
+    return {name: overrides for name, (overrides, _) in known.items() if name in chosen}
 
 
 def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]:
@@ -55,12 +65,12 @@ def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]
     frame_term = f"val_{objective.frame_term}"
     context, horizon = cfg.eval.context, cfg.eval.horizon
     print(f"evaluating the final models on the {SPLIT_NAMES[scored_split(cfg)]} set")
-    rows = {}
+    rows, known = {}, all_variants()
     for name, model_runs in runs.items():
         evals = [evaluate_run(r.run_dir, {"predict": (context, horizon)}, seq_len=context + horizon)["predict"]["metrics"]
                  for r in model_runs]
         rows[name] = {
-            "description": VARIANTS[name][1], "overrides": VARIANTS[name][0],
+            "description": known[name][1], "overrides": known[name][0],
             "val_bce": stats.summary([r.history[-1][frame_term] for r in model_runs]),
             "val_loss": stats.summary([r.history[-1]["val_loss"] for r in model_runs]),
             "val_ssim": stats.summary([r.history[-1]["val_ssim"] for r in model_runs]),
@@ -146,10 +156,11 @@ def render(r: dict[str, Any]) -> str:
 
 
 EXPERIMENTS.register("ablate")(Experiment(
-    help="trained ablations: memory size K (Table 5) and components (attention, gate, masking, memory)",
+    help="trained ablations: memory size K (Table 5), components (attention, gate, masking, memory), other memories",
     description="Train each ablation for each seed (or reuse finished runs) and write OUT/report.md and "
-                "OUT/results.json: memory size K in {5, 10, 15, 20} and the components, mean and std over seeds.",
+                "OUT/results.json: memory size K in {5, 10, 15, 20}, the components, and every other registered "
+                "cell (e.g. the learned write matap-write, the multi-scale matap-multiscale), mean and std over seeds.",
     variants=_variants, analyse=_results, pictures=_pictures, render=render, add_arguments=add_arguments,
     options=("variants",), prepare=_prepare, check=evaluation_fits))
 
-__all__ = ["VARIANTS", "add_arguments", "render"]
+__all__ = ["VARIANTS", "add_arguments", "all_variants", "render"]

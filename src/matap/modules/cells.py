@@ -20,9 +20,16 @@ from matap.registry import register_cell
 
 
 class Cell(nn.Module):
-    """The interface shared by all cells."""
+    """The interface shared by all cells.
+
+    ``recorder`` is None in normal use. ``matap.inspection.recording`` sets it for a while to an
+    object whose ``record(**tensors)`` and ``step(**tensors)`` a cell may call to report its
+    internals (attention weights, gate values); a cell reports nothing when it is None, so the
+    forward pass is the same with or without a recording.
+    """
 
     latent_dim: int
+    recorder: Any = None
 
     def initial_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
         raise NotImplementedError
@@ -63,6 +70,8 @@ class RetrospectiveAttention(nn.Module):
     with key_dim = value_dim = d / heads; dropout on the attention weights.
     """
 
+    recorder: Any = None  # see Cell: receives the attention weights while a recording runs
+
     def __init__(self, latent_dim: int, num_heads: int, dropout: float) -> None:
         super().__init__()
         if latent_dim % num_heads:
@@ -76,7 +85,7 @@ class RetrospectiveAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, query: torch.Tensor, memory: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        """query (B, d), memory (B, K, d), valid (K,) bool or None -> context (B, d)."""
+        """query (B, d), memory (B, K, d), valid: bool broadcastable to (B, H, 1, K) or None -> context (B, d)."""
         B, K, d = memory.shape
         H, dh = self.num_heads, self.head_dim
         q = self.q_proj(query).view(B, H, 1, dh)                      # (B, H, 1, dh)
@@ -85,7 +94,10 @@ class RetrospectiveAttention(nn.Module):
         scores = q @ k.transpose(-1, -2) / math.sqrt(dh)               # (B, H, 1, K)
         if valid is not None:
             scores = scores.masked_fill(~valid, float("-inf"))
-        weights = self.dropout(torch.softmax(scores, dim=-1))
+        weights = torch.softmax(scores, dim=-1)                        # (B, H, 1, K)
+        if self.recorder is not None:
+            self.recorder.record(attention=weights[:, :, 0])
+        weights = self.dropout(weights)
         context = (weights @ v).reshape(B, d)                          # (B, d)
         return self.out_proj(context)
 
@@ -141,15 +153,27 @@ class MATAPCell(Cell):
         memory = torch.zeros(batch, self.memory_size, self.latent_dim, device=device, dtype=dtype)
         return MemoryState(h, memory, 0)
 
+    def written(self, state: MemoryState) -> torch.Tensor | None:
+        """Which slots of M_{t-1} hold a write, as a bool mask broadcastable to the attention
+        scores (B, H, 1, K); None when all do. FIFO: the last ``filled`` slots."""
+        K = self.memory_size
+        if state.filled >= K:
+            return None
+        return torch.arange(K, device=state.memory.device) >= K - state.filled  # (K,)
+
+    def slot_ages(self, state: MemoryState) -> torch.Tensor:
+        """How many steps ago each slot of M_{t-1} was written, as read at step t (1: at step t-1),
+        (K,) or (B, K) floats; NaN for a slot never written. Only a recording asks for it."""
+        K = self.memory_size
+        ages = torch.arange(K, 0, -1, dtype=torch.float32)  # (K,) FIFO: the newest write is last
+        return ages.masked_fill(ages > state.filled, float("nan"))
+
     def read_memory(self, query: torch.Tensor, state: MemoryState) -> torch.Tensor:
         """The normalised attention context c_t, (B, d)."""
-        K = self.memory_size
         if self.attention is None or (self.mask_empty and state.filled == 0):
             context = query.new_zeros(query.shape)
         else:
-            valid = None
-            if self.mask_empty and state.filled < K:
-                valid = torch.arange(K, device=query.device) >= K - state.filled  # (K,)
+            valid = self.written(state) if self.mask_empty else None
             context = self.attention(query, state.memory, valid)
         return self.norm_context(context)
 
@@ -162,6 +186,13 @@ class MATAPCell(Cell):
         else:
             alpha = torch.full_like(h_local, 0.5)
         h = self.norm_out((1 - alpha) * h_local + alpha * context)      # Eq. 4
+        new_state = self.write(x, h, state)                             # Eq. 5
+        if self.recorder is not None:
+            self.recorder.step(gru=h_local, context=context, gate=alpha, ages=self.slot_ages(state))
+        return h, new_state
+
+    def write(self, x: torch.Tensor, h: torch.Tensor, state: MemoryState) -> MemoryState:
+        """Eq. 5, FIFO: drop the oldest slot, append W_m x_t; ``h`` is the new recurrent state."""
         write = self.memory_write(x).unsqueeze(1)                       # (B, 1, d)
-        memory = torch.cat([state.memory[:, 1:], write], dim=1)         # Eq. 5
-        return h, MemoryState(h, memory, min(state.filled + 1, self.memory_size))
+        memory = torch.cat([state.memory[:, 1:], write], dim=1)
+        return MemoryState(h, memory, min(state.filled + 1, self.memory_size))
