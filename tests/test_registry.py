@@ -45,8 +45,8 @@ def test_a_registered_cell_with_its_own_option_trains_through_the_cli(toy_cell, 
     assert saved["model"]["name"] == "toy" and saved["model"]["gain"] == 0.25
     from matap import load
 
-    model, cfg, _ = load(run)
-    assert isinstance(model.cell, ToyCell) and model.cell.gain == 0.25 and cfg.model.options == {"gain": 0.25}
+    model = load(run)
+    assert isinstance(model.cell, ToyCell) and model.cell.gain == 0.25 and model.config.model.options == {"gain": 0.25}
 
 
 def test_a_cell_option_takes_its_default_its_type_and_belongs_to_its_cell(toy_cell):

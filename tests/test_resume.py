@@ -58,7 +58,8 @@ def test_sigkill_then_resume_matches_the_uninterrupted_run(uninterrupted, tmp_pa
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    rows_before = len(_history(run))
+    # The kill may land between last.ckpt and history.csv: resume writes the history from the checkpoint.
+    rows_before = len(_history(run)) if (run / "history.csv").exists() else 0
     assert rows_before < 3
     assert main(["train", "--resume", str(run)]) == 0
     _assert_same_run(uninterrupted, run)
