@@ -54,3 +54,6 @@ def test_every_cell_is_a_variant_of_ablate(runs, tmp_path):
     assert results["num_trained"] == 0                       # the runs of `matap train` above, reused
     report = (out / "report.md").read_text()
     assert all(f"| {name} |" in report or f"| {name} (" in report for name in NAMES)
+    memories = [name for name in NAMES if name not in ("matap", "gru")]
+    assert [c["id"] for c in results["claims"]] == [f"{name}-{m}" for name in memories for m in ("ssim", "bce")]
+    assert "## The memories beyond FIFO against MA-TAP" in report

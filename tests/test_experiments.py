@@ -215,3 +215,36 @@ def test_first_to_reach_and_rolling_variance():
     assert stats.oscillation([0.1, 0.3, 0.2, 0.4]) == 1.0
     assert stats.finite_or_none({"a": [float("nan"), 1.0], "b": float("inf")}) == {"a": [None, 1.0], "b": None}
     assert re.fullmatch(r"\d\.\d{4} ± \d\.\d{4}", fmt_summary(stats.summary([0.1, 0.2])))
+
+
+def test_memory_claims_compare_each_memory_with_fifo_seed_by_seed(monkeypatch):
+    """A memory better than FIFO on every seed holds on both claims; one worse on every seed does not
+    hold; one that differs by noise around zero is inconclusive; the knobs of MA-TAP itself (K, the
+    switches) and the GRU are not memories beyond FIFO, and without FIFO there is nothing to judge."""
+    import matap.experiments.ablate as ablate
+
+    def row(ssim, bce):
+        return {"predict_ssim": stats.summary(ssim), "val_bce": stats.summary(bce)}
+
+    fifo_ssim, fifo_bce = [0.40, 0.45, 0.50], [0.130, 0.125, 0.120]
+    rows = {"matap": row(fifo_ssim, fifo_bce), "k5": row([0.9] * 3, [0.01] * 3), "gru": row([0.9] * 3, [0.01] * 3),
+            "better": row([s + 0.05 + d for s, d in zip(fifo_ssim, (0, 0.001, -0.001))],
+                          [b - 0.01 + d for b, d in zip(fifo_bce, (0, 0.0002, -0.0002))]),
+            "worse": row([s - 0.05 + d for s, d in zip(fifo_ssim, (0, 0.001, -0.001))],
+                         [b + 0.01 + d for b, d in zip(fifo_bce, (0, 0.0002, -0.0002))]),
+            "same": row([s + d for s, d in zip(fifo_ssim, (0.01, -0.01, 0.001))],
+                        [b + d for b, d in zip(fifo_bce, (0.001, -0.001, 0.0001))])}
+    claims = {c["id"]: c for c in ablate.memory_claims(rows)}
+    assert sorted(claims) == ["better-bce", "better-ssim", "same-bce", "same-ssim", "worse-bce", "worse-ssim"]
+    assert claims["better-ssim"]["per_seed"] == pytest.approx([0.05, 0.051, 0.049])
+    assert {k: c["verdict"] for k, c in claims.items()} == {
+        "better-ssim": stats.HOLDS, "better-bce": stats.HOLDS, "worse-ssim": stats.FAILS, "worse-bce": stats.FAILS,
+        "same-ssim": stats.UNSURE, "same-bce": stats.UNSURE}
+    assert ablate.memory_claims({k: v for k, v in rows.items() if k != "matap"}) == []
+    # the report shows the verdicts in a section of their own, which older results without claims lack
+    results = {"variants": {}, "claims": list(claims.values()), "seeds": [0, 1, 2], "epochs": 1, "frame_term": "val_next",
+               "headline_ssim": "val_ssim_next", "evaluation": {"context": 10, "horizon": 10}, "files": {"figure": "a.png"}}
+    monkeypatch.setattr(ablate, "header", lambda r, title: f"# {title}\n")
+    text = ablate.render(results)
+    assert "## The memories beyond FIFO against MA-TAP" in text and "| better predicts better than FIFO MA-TAP |" in text
+    assert "## The memories beyond FIFO" not in ablate.render({**results, "claims": []})
