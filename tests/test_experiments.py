@@ -139,6 +139,45 @@ def test_drift_curves_cover_the_horizon_and_levels_match_them(experiments):
     assert again["baselines"] == results["baselines"]
 
 
+def _without_checkpoints(runs: Path, into: Path) -> Path:
+    """A copy of a runs folder with only what a repository would keep of each run: config.yaml,
+    history.csv and scores.json (no checkpoints, no TensorBoard events)."""
+    import shutil
+
+    for run in runs.iterdir():
+        (into / run.name).mkdir(parents=True)
+        for name in ("config.yaml", "history.csv", "scores.json"):
+            shutil.copy(run / name, into / run.name / name)
+    return into
+
+
+def test_a_report_is_rebuilt_from_runs_whose_checkpoints_are_gone(experiments, tmp_path, capsys):
+    """compare again on the small files of its runs: the same numbers, the training time from
+    scores.json, the pictures kept; without the pictures, or for an evaluation never stored, one
+    line that says what is missing."""
+    import shutil
+
+    runs = _without_checkpoints(experiments / "runs", tmp_path / "runs")
+    out = tmp_path / "compare"
+    shutil.copytree(experiments / "compare", out)
+    before = json.loads((out / "results.json").read_text())
+    argv = ["--config", "smoke", "--seeds", "0", "1", "--runs", str(runs), "train.epochs=3"]
+    assert main(["compare", "--out", str(out), *argv]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("no checkpoint: its scores.json stands in for it") == 4 and "kept matap.gif" in printed
+    after = json.loads((out / "results.json").read_text())
+    for key in ("table1", "claims", "evaluation", "baselines", "runs_seconds", "files"):
+        assert after[key] == before[key], key
+    assert after["num_trained"] == 0
+
+    assert main(["compare", "--out", str(tmp_path / "fresh"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoints/last.ckpt is gone" in err and "samples.png) are not in" in err
+    assert main(["drift", "--out", str(tmp_path / "drift"), "--context", "4", "--horizon", "6", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoints/last.ckpt is gone" in err and "rollout 4->6 T=10" in err
+
+
 def test_a_runs_folder_of_another_config_is_refused(experiments, capsys):
     code = main(["compare", "--out", str(experiments / "other"), "--config", "smoke", "--seeds", "0",
                  "--runs", str(experiments / "runs"), "train.epochs=3", "train.lr=0.01"])

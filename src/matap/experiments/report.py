@@ -188,14 +188,34 @@ def evaluate_run(run_dir: Path, protocols: dict[str, tuple[int, int]], seq_len: 
                  ) -> dict[str, Any]:
     """Evaluate the last checkpoint of a run (the model after its final epoch) on the split
     experiments score on (:func:`scored_split`: test for generated data), generated ``seq_len``
-    frames long when given; protocol -> result."""
+    frames long when given; protocol -> result. Each result is stored in the run's scores.json;
+    where the checkpoint is gone, the stored result of the same evaluation after the same number
+    of epochs is returned instead, and an evaluation never stored is an error."""
+    from matap.experiments.runs import SCORES, last_checkpoint, read_history, read_scores, write_scores
+
+    epochs = len(read_history(run_dir))
+    scores = read_scores(run_dir)
+    keys = {name: f"{name} {context}->{horizon} T={seq_len}" for name, (context, horizon) in protocols.items()}
+    if not last_checkpoint(run_dir).is_file():
+        stored = {name: scores["evaluations"].get(key) for name, key in keys.items()}
+        missing = [keys[name] for name, entry in stored.items() if entry is None or entry.get("epochs") != epochs]
+        if missing:
+            raise MatapError(f"{run_dir}: checkpoints/last.ckpt is gone and {SCORES} holds no evaluation "
+                             f"{', '.join(missing)} after its {epochs} epochs; restore the checkpoint, or delete "
+                             "the folder to train the run again")
+        return {name: entry["result"] for name, entry in stored.items()}
+
     from matap.checkpoint import load_model
     from matap.evaluation import evaluate
 
     model, cfg, _ = load_model(run_dir, "last")
     videos = split_videos(cfg, scored_split(cfg), seq_len)
-    return {name: evaluate(model, videos, name, context, horizon, cfg.eval.batch_size)
-            for name, (context, horizon) in protocols.items()}
+    results = {name: evaluate(model, videos, name, context, horizon, cfg.eval.batch_size)
+               for name, (context, horizon) in protocols.items()}
+    for name, result in results.items():
+        scores["evaluations"][keys[name]] = {"epochs": epochs, "split": scored_split(cfg), "result": result}
+    write_scores(run_dir, scores)
+    return results
 
 
 def record_baselines(results: dict[str, Any]) -> None:
@@ -227,6 +247,17 @@ def record_baselines(results: dict[str, Any]) -> None:
 def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int, num: int = 3) -> dict[str, str]:
     """For the first seed of each model: a PNG of truth / teacher-forced output / rollout for
     ``num`` scored sequences and a GIF of truth beside the prediction. Returns file names."""
+    first = {name: model_runs[0] for name, model_runs in runs.items()}
+    gone = [r.run_dir for r in first.values() if not r.has_checkpoint]
+    if gone:   # keep the pictures an earlier invocation drew from the checkpoints, if they are there
+        files = {name: f"{name}.gif" for name in first} | {"samples": "samples.png"}
+        lacking = [f for f in files.values() if not (out / f).is_file()]
+        if lacking:
+            raise MatapError(f"{gone[0]}: checkpoints/last.ckpt is gone, and the pictures drawn from it "
+                             f"({', '.join(lacking)}) are not in {out}; restore the checkpoint to draw them")
+        print(f"kept {', '.join(files.values())} in {out}: {gone[0]} has no checkpoint to draw them again")
+        return files
+
     import torch
 
     from matap import viz

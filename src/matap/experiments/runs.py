@@ -7,11 +7,19 @@ already holds the same resolved config is reused: finished runs are read,
 unfinished ones resumed from their last checkpoint. So an interrupted
 experiment continues where it stopped, and experiments that share a runs
 folder (``--runs``) share the runs they have in common.
+
+What an experiment reads of a finished run beyond its ``config.yaml`` and
+``history.csv`` is stored beside them in ``scores.json``: its training time and
+every evaluation of its last checkpoint. A finished run whose checkpoints were
+deleted (to keep a runs folder small, or to commit it) is still reused: its
+stored evaluations stand in for the checkpoint, and an evaluation it does not
+hold is an error that says so.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +27,11 @@ from typing import Any
 
 import yaml
 
+from matap.atomic import atomic_write
 from matap.config import Config, load_config
 from matap.errors import MatapError
+
+SCORES = "scores.json"   # per run folder: {"seconds": float, "evaluations": {key: {"epochs": int, "result": ...}}}
 
 
 @dataclass
@@ -32,6 +43,10 @@ class Run:
     history: list[dict[str, float]]
     seconds: float = 0.0  # training wall time of the run (all its invocations together)
     trained_here: bool = False  # trained or resumed by this invocation (not found finished)
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return last_checkpoint(self.run_dir).is_file()
 
     def column(self, key: str) -> list[float]:
         """The per-epoch values of ``key`` (e.g. ``val_loss``), epoch 1 first."""
@@ -48,16 +63,43 @@ def read_history(run_dir: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
 
 
+def last_checkpoint(run_dir: Path) -> Path:
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+def read_scores(run_dir: Path) -> dict[str, Any]:
+    """The run's ``scores.json`` (empty sections where there is none)."""
+    path = run_dir / SCORES
+    if not path.is_file():
+        return {"seconds": None, "evaluations": {}}
+    try:
+        scores = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MatapError(f"{path}: not valid JSON ({exc}); delete it (it is rebuilt from the checkpoint)") from None
+    return {"seconds": scores.get("seconds"), "evaluations": scores.get("evaluations") or {}}
+
+
+def write_scores(run_dir: Path, scores: dict[str, Any]) -> None:
+    atomic_write(run_dir / SCORES, json.dumps(scores, indent=1, allow_nan=False))
+
+
 def training_seconds(run_dir: Path) -> float:
     """Wall time the run spent training, from the first to the last event of each TensorBoard
-    event file (one per start or resume), summed: setup before the first event is not counted."""
+    event file (one per start or resume), summed: setup before the first event is not counted.
+    Stored in ``scores.json``, which answers when the event files are gone."""
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
+    events = sorted((run_dir / "tb").glob("events.out.tfevents.*"))
+    scores = read_scores(run_dir)
+    if not events and scores["seconds"] is not None:
+        return float(scores["seconds"])
     total = 0.0
-    for path in sorted((run_dir / "tb").glob("events.out.tfevents.*")):
+    for path in events:
         times = [event.wall_time for event in EventFileLoader(str(path)).Load()]
         if times:
             total += max(times) - min(times)
+    if scores["seconds"] != total and (run_dir / "config.yaml").is_file():
+        write_scores(run_dir, {**scores, "seconds": total})
     return total
 
 
@@ -96,10 +138,8 @@ def _state(run_dir: Path, cfg: Config) -> str:
                          f"{cfg.train.schedule}; a {cfg.train.epochs}-epoch run needs another --runs folder")
     done = len(read_history(run_dir))
     if done >= cfg.train.epochs:
-        if not (run_dir / "checkpoints" / "last.ckpt").is_file():
-            raise MatapError(f"{run_dir}: finished, but checkpoints/last.ckpt is missing; delete the folder to retrain")
-        return "done"
-    return "resume" if (run_dir / "checkpoints" / "last.ckpt").is_file() else "new"
+        return "done"   # without its checkpoints, the evaluations stored in scores.json stand in for them
+    return "resume" if last_checkpoint(run_dir).is_file() else "new"
 
 
 def ensure_runs(preset: str, overrides: list[str], variants: dict[str, list[str]], seeds: list[int],
@@ -122,7 +162,8 @@ def ensure_runs(preset: str, overrides: list[str], variants: dict[str, list[str]
         start = time.perf_counter()
         summary = None
         if state == "done":
-            log(f"{label}: finished run found in {run_dir}")
+            note = "" if last_checkpoint(run_dir).is_file() else f" (no checkpoint: its {SCORES} stands in for it)"
+            log(f"{label}: finished run found in {run_dir}{note}")
         elif state == "resume":
             log(f"{label}: resuming {run_dir}")
             summary = resume(run_dir, [f"train.epochs={cfg.train.epochs}"])
@@ -148,4 +189,5 @@ def compute_used(runs: dict[str, list[Run]], seconds_here: float) -> dict[str, A
             "num_trained": sum(r.trained_here for r in every), "train_seconds": seconds_here}
 
 
-__all__ = ["Run", "ensure_runs", "read_history", "run_config", "compute_used", "training_seconds"]
+__all__ = ["Run", "SCORES", "compute_used", "ensure_runs", "last_checkpoint", "read_history", "read_scores",
+           "run_config", "training_seconds", "write_scores"]
