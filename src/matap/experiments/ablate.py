@@ -87,8 +87,7 @@ def memory_claims(rows: dict[str, Any]) -> list[dict[str, Any]]:
     """For every memory beyond FIFO among ``rows`` (a registered cell other than matap and gru) and
     with MA-TAP's FIFO row beside it: does it predict better than FIFO? Two claims per memory, each
     measured per seed as the memory's advantage over the FIFO run of the same seed (same data, same
-    initial draw of the shared layers' generator): on the 10 -> 10 SSIM and on the validation frame
-    term. Judged together (Holm's correction over all of them); [] without the FIFO row."""
+    train.seed): on the 10 -> 10 SSIM and on the validation frame term. Judged together (Holm's correction over all of them); [] without the FIFO row."""
     if "matap" not in rows:
         return []
     fifo = rows["matap"]
