@@ -86,7 +86,7 @@ def write_scores(run_dir: Path, scores: dict[str, Any]) -> None:
 def training_seconds(run_dir: Path) -> float:
     """Wall time the run spent training, from the first to the last event of each TensorBoard
     event file (one per start or resume), summed: setup before the first event is not counted.
-    Stored in ``scores.json``, which answers when the event files are gone."""
+    :func:`ensure_runs` stores it in ``scores.json``, which answers when the event files are gone."""
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
     events = sorted((run_dir / "tb").glob("events.out.tfevents.*"))
@@ -98,8 +98,6 @@ def training_seconds(run_dir: Path) -> float:
         times = [event.wall_time for event in EventFileLoader(str(path)).Load()]
         if times:
             total += max(times) - min(times)
-    if scores["seconds"] != total and (run_dir / "config.yaml").is_file():
-        write_scores(run_dir, {**scores, "seconds": total})
     return total
 
 
@@ -178,7 +176,10 @@ def ensure_runs(preset: str, overrides: list[str], variants: dict[str, list[str]
         if len(history) < cfg.train.epochs:
             raise MatapError(f"{run_dir}: training stopped after {len(history)} of {cfg.train.epochs} epochs; "
                              "run the same command again to continue")
-        runs[name].append(Run(name, seed, run_dir, cfg, history, training_seconds(run_dir), state != "done"))
+        seconds, scores = training_seconds(run_dir), read_scores(run_dir)
+        if scores["seconds"] != seconds:
+            write_scores(run_dir, {**scores, "seconds": seconds})
+        runs[name].append(Run(name, seed, run_dir, cfg, history, seconds, state != "done"))
     return runs
 
 
