@@ -5,11 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from matap.modules.transposed import ConvTranspose2d
+
 
 def deconv_block(c_in: int, c_out: int) -> nn.Sequential:
     """ConvTranspose2D(4x4, stride 2, 'same') + BatchNorm + ReLU: doubles the spatial size."""
     return nn.Sequential(
-        nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1),
+        ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1),  # nn.ConvTranspose2d, faster backward on CPU
         nn.BatchNorm2d(c_out),
         nn.ReLU(inplace=True),
     )
