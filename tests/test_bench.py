@@ -14,6 +14,7 @@ from matap.bench.report import RESULT_KEYS
 from matap.bench.settings import resolve
 from matap.errors import MatapError
 from matap.evaluation import reconstruct
+from matap.machine import bf16_native
 
 MODELS = ("matap", "gru")
 
@@ -30,12 +31,18 @@ def test_quick_run_reports_every_key_for_both_models(tmp_path, capsys):
     table = capsys.readouterr().out
     report = json.loads(out.read_text())
 
-    assert set(report) >= {"machine", "settings", "results", "matmul_gflops"}
+    assert set(report) >= {"machine", "settings", "results", "matmul_gflops", "matmul_bf16_gflops"}
     for key in ("cpu", "cores", "torch_threads", "torch", "python", "device"):
         assert report["machine"][key] not in (None, ""), key
     assert report["settings"]["batch_size"] == 4 and report["settings"]["repeats"] == 2
     assert report["settings"]["warmup"] == 1
     assert math.isfinite(report["matmul_gflops"]) and report["matmul_gflops"] > 0
+    assert math.isfinite(report["matmul_bf16_gflops"]) and report["matmul_bf16_gflops"] > 0
+    precision = report["settings"]["precision"]  # --precision auto, resolved as train.precision=auto is
+    assert report["settings"]["precision_requested"] == "auto"
+    assert precision == ("bf16" if bf16_native("cpu") else "fp32")
+    ceiling = report["matmul_bf16_gflops" if precision == "bf16" else "matmul_gflops"]
+    assert f"fractions against the {precision} ceiling" in table
     assert set(report["results"]) == set(MODELS)
     for name in MODELS:
         result = report["results"][name]
@@ -46,6 +53,10 @@ def test_quick_run_reports_every_key_for_both_models(tmp_path, capsys):
             assert isinstance(value, float) and math.isfinite(value) and value > 0, (name, key, value)
         assert result["train_flops_per_frame"] == pytest.approx(3 * result["infer_flops_per_frame"])
         assert result["matmul_gflops"] == report["matmul_gflops"]
+        assert result["ceiling_gflops"] == ceiling
+        for kind in ("train", "infer"):
+            flops = result[f"{kind}_flops_per_frame"] * result[f"{kind}_frames_per_s"]
+            assert result[f"{kind}_fraction_of_ceiling"] == pytest.approx(flops / (ceiling * 1e9))
         assert 0 <= result["train_kernel_cpu_share"] <= 1
         profile = result["train_profile"]
         assert len(profile) == 3 and all(row["op"].startswith("aten::") for row in profile)
@@ -64,7 +75,9 @@ def test_quick_fills_only_what_is_not_given():
     settings = resolve(_args())
     assert (settings["batch_size"], settings["repeats"], settings["warmup"]) == (32, 5, 2)
     assert settings["models"] == ["matap", "gru"] and settings["objective"] == "paper"
-    assert settings["precision"] == "fp32" and settings["channels_last"] and not settings["compile"]
+    assert settings["precision_requested"] == "auto" and settings["channels_last"]
+    assert settings["precision"] == ("bf16" if bf16_native("cpu") else "fp32")
+    assert resolve(_args("--precision", "fp32"))["precision"] == "fp32" and not settings["compile"]
     assert not resolve(_args("--no-channels-last"))["channels_last"]
     assert resolve(_args("--models", "gru,matap"))["models"] == ["gru", "matap"]
 
@@ -126,5 +139,6 @@ def test_the_timed_training_step_is_the_trainers(monkeypatch):
     monkeypatch.setattr(MatapModule, "training_loss", lambda self, x, progress: calls.append(x.shape) or
                         original(self, x, progress))
     settings = resolve(_args("--quick", "--models", "gru", "--repeats", "1", "--warmup", "0"))
-    bench_model("gru", torch.zeros(1, 20, 64, 64, dtype=torch.uint8), settings, torch.device("cpu"), 1.0)
+    bench_model("gru", torch.zeros(1, 20, 64, 64, dtype=torch.uint8), settings, torch.device("cpu"),
+                {"fp32": 1.0, "bf16": 1.0})
     assert calls == [(1, 20, 1, 64, 64)]

@@ -120,8 +120,9 @@ class TrainConfig:
     devices: Any = "auto"          # Lightning devices: an int, a list, or "auto"
     num_nodes: int = option(1, minimum=1)
     strategy: str = "auto"         # "auto", "ddp", "ddp_spawn", ...
-    # "32-true", "bf16-mixed", "16-mixed", ..., or "auto" (see matap.training.run.resolve_precision)
-    precision: str = option("32-true", choices=PRECISIONS)
+    # "auto" (bf16 autocast where the hardware computes bf16 natively, else fp32: see
+    # matap.training.run.resolve_precision), or Lightning's "32-true", "bf16-mixed", "16-mixed", ...
+    precision: str = option("auto", choices=PRECISIONS)
     limit_train_batches: float = 1.0  # a fraction in (0, 1] of the batches, or a batch count
     log_every_n_steps: int = option(10, minimum=1)
     progress_bar: bool = True

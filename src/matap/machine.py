@@ -27,4 +27,19 @@ def describe() -> dict[str, Any]:
             "torch": torch.__version__, "python": platform.python_version()}
 
 
-__all__ = ["cpu_model", "describe"]
+def bf16_native(device_type: str = "cpu") -> bool:
+    """Whether the hardware computes bf16 natively: a CUDA GPU that supports it, or a CPU with
+    AVX-512 BF16 or AMX (as oneDNN reports). Elsewhere bf16 is emulated and slower than fp32."""
+    import torch
+
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type != "cpu":
+        return False
+    try:
+        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a private oneDNN query: absent from some builds
+        return False
+
+
+__all__ = ["bf16_native", "cpu_model", "describe"]

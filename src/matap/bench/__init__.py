@@ -11,8 +11,9 @@ For every model (at the paper's configuration) it times, on batches of
 - a latent rollout of 90 frames from 10 context frames;
 - the data pipeline (``make_loader`` over uint8 videos + ``to_frames``);
 
-and reports peak resident memory, a measured fp32 matmul ceiling, each
-throughput as a fraction of that ceiling from the model's FLOPs per frame, the
+and reports peak resident memory, measured fp32 and bf16 matmul ceilings,
+each throughput as a fraction of the ceiling of the precision it ran in (from
+the model's FLOPs per frame), the
 share of the training step's CPU time spent in the kernel, and (``--profile N``)
 the N operators that took the most time in the training step.
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if device.type == "cuda":
         machine["device_name"] = torch.cuda.get_device_name(device)
     counters_start, wall_start = measure.cpu_counters(), time.perf_counter()
-    ceiling = measure.matmul_gflops(settings["matmul_size"], device)
+    ceilings = measure.ceilings(settings["matmul_size"], device)
     videos, settings["data"] = measure.videos(settings["data_sequences"], settings["seed"],
                                               digits=settings["data"] == "moving_mnist")
     data_fps = measure.data_frames_per_s(videos, settings["batch_size"], device, settings["warmup"],
@@ -76,16 +77,17 @@ def run(args: argparse.Namespace) -> int:
         np.save(batch_path, batch)
         for name in settings["models"]:
             if settings["isolate"]:
-                result = bench_in_child(name, batch_path, settings, ceiling)
+                result = bench_in_child(name, batch_path, settings, ceilings)
             else:
-                result = measure.bench_model(name, torch.from_numpy(batch).to(device), settings, device, ceiling)
+                result = measure.bench_model(name, torch.from_numpy(batch).to(device), settings, device, ceilings)
             result["data_frames_per_s"] = data_fps
             results[name] = {key: value if key == "train_profile" or value is None else float(value)
                              for key, value in result.items()}
 
     machine["bench_wall_s"] = time.perf_counter() - wall_start
     machine.update(measure.contention(counters_start, measure.cpu_counters()))
-    report = {"machine": machine, "settings": settings, "matmul_gflops": ceiling, "results": results}
+    report = {"machine": machine, "settings": settings, "matmul_gflops": ceilings["fp32"],
+              "matmul_bf16_gflops": ceilings["bf16"], "results": results}
     print(format_table(report))
     if args.json:
         path = atomic_write(args.json, json.dumps(report, indent=1) + "\n")

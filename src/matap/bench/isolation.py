@@ -42,13 +42,14 @@ def set_allocator(settings: dict[str, Any]) -> None:
     settings["allocator_in_effect"] = allocator()
 
 
-def bench_in_child(name: str, batch_path: str, settings: dict[str, Any], ceiling: float) -> dict[str, Any]:
+def bench_in_child(name: str, batch_path: str, settings: dict[str, Any], ceilings: dict[str, float]
+                   ) -> dict[str, Any]:
     """:func:`matap.bench.measure.bench_model` of ``name`` in a fresh interpreter, on the batch saved
     at ``batch_path``."""
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[2])  # the folder holding the matap package
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    request = json.dumps({"name": name, "batch_path": batch_path, "settings": settings, "ceiling": ceiling})
+    request = json.dumps({"name": name, "batch_path": batch_path, "settings": settings, "ceilings": ceilings})
     proc = subprocess.run([sys.executable, "-c", _CHILD], input=request, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
@@ -68,7 +69,7 @@ def child_main() -> int:
     set_allocator(settings)
     device = device_of(settings)
     batch = torch.from_numpy(np.load(request["batch_path"])).to(device)
-    print(json.dumps(bench_model(request["name"], batch, settings, device, request["ceiling"])))
+    print(json.dumps(bench_model(request["name"], batch, settings, device, request["ceilings"])))
     return 0
 
 

@@ -81,17 +81,24 @@ def _autocast(device: Any, precision: str):
     return contextlib.nullcontext()
 
 
-def matmul_gflops(size: int, device: Any, repeats: int = 10, warmup: int = 3) -> float:
-    """Measured float32 GFLOP/s of a (size x size) @ (size x size) matmul: the median of ``repeats``
-    after ``warmup`` (single products vary by +-15% on a shared 2-core machine)."""
+def matmul_gflops(size: int, device: Any, repeats: int = 10, warmup: int = 3, precision: str = "fp32") -> float:
+    """Measured GFLOP/s of a (size x size) @ (size x size) matmul in ``precision`` (fp32 or bf16): the
+    median of ``repeats`` after ``warmup`` (single products vary by +-15% on a shared 2-core machine)."""
     import torch
 
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
     gen = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=gen).to(device)
-    b = torch.randn(size, size, generator=gen).to(device)
-    out = torch.empty(size, size, device=device)
+    a = torch.randn(size, size, generator=gen).to(device, dtype)
+    b = torch.randn(size, size, generator=gen).to(device, dtype)
+    out = torch.empty(size, size, device=device, dtype=dtype)
     seconds = median_seconds(lambda: torch.mm(a, b, out=out), warmup, repeats, device)
     return 2.0 * size ** 3 / seconds / 1e9
+
+
+def ceilings(size: int, device: Any) -> dict[str, float]:
+    """The matmul GFLOP/s of both precisions, ``{"fp32": ..., "bf16": ...}``: each throughput is
+    judged against the ceiling of the precision it ran in."""
+    return {precision: matmul_gflops(size, device, precision=precision) for precision in ("fp32", "bf16")}
 
 
 def forward_flops_per_frame(model: Any, device: Any, sequences: int = 2) -> float:
@@ -179,7 +186,7 @@ def training_module(name: str, settings: dict[str, Any]) -> Any:
     return MatapModule(cfg.to_dict())
 
 
-def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ceiling_gflops: float
+def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ceilings_gflops: dict[str, float]
                 ) -> dict[str, float]:
     """Measure one model on one uint8 (B, 20, 64, 64) batch already on ``device``."""
     import torch
@@ -245,13 +252,16 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
 
     train_fps = B * SEQ_LEN / train_s
     infer_fps = B * SEQ_LEN / infer_s
+    ceiling_gflops = ceilings_gflops[precision]  # the ceiling of the precision the model ran in
     return {
         "train_frames_per_s": train_fps,
         "infer_frames_per_s": infer_fps,
         "rollout_frames_per_s": B * ROLLOUT_HORIZON / rollout_s,
         "peak_rss_mb": rss,
         "peak_rss_end_mb": rss_end,
-        "matmul_gflops": ceiling_gflops,
+        "matmul_gflops": ceilings_gflops["fp32"],
+        "matmul_bf16_gflops": ceilings_gflops["bf16"],
+        "ceiling_gflops": ceiling_gflops,
         "train_fraction_of_ceiling": train_fps * train_flops / (ceiling_gflops * 1e9),
         "infer_fraction_of_ceiling": infer_fps * infer_flops / (ceiling_gflops * 1e9),
         "train_flops_per_frame": train_flops,
@@ -261,6 +271,6 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
     }
 
 
-__all__ = ["bench_model", "contention", "cpu_counters", "data_frames_per_s", "forward_flops_per_frame",
+__all__ = ["bench_model", "ceilings", "contention", "cpu_counters", "data_frames_per_s", "forward_flops_per_frame",
            "matmul_gflops", "median_seconds", "peak_rss_mb", "profile_steps", "training_module",
            "videos"]

@@ -7,7 +7,7 @@ from typing import Any
 from matap.bench.settings import PROFILE_STEPS
 
 RESULT_KEYS = ("train_frames_per_s", "infer_frames_per_s", "rollout_frames_per_s", "data_frames_per_s",
-               "peak_rss_mb", "matmul_gflops", "train_fraction_of_ceiling", "infer_fraction_of_ceiling",
+               "peak_rss_mb", "matmul_gflops", "matmul_bf16_gflops", "ceiling_gflops", "train_fraction_of_ceiling", "infer_fraction_of_ceiling",
                "train_flops_per_frame", "infer_flops_per_frame")
 
 
@@ -22,11 +22,12 @@ def format_table(report: dict[str, Any]) -> str:
         f"machine  {m['cpu']}; {m['cores']} cores, torch threads {m['torch_threads']}; "
         f"torch {m['torch']}, python {m['python']}; device {device}",
         f"settings batch {s['batch_size']} x {s['seq_len']} frames of 64x64, objective {s['objective']}, "
-        f"{s['precision']}, channels_last {'on' if s['channels_last'] else 'off'}, "
+        f"{s['precision']}{' (auto)' if s.get('precision_requested') == 'auto' else ''}, channels_last {'on' if s['channels_last'] else 'off'}, "
         f"compile {'on' if s['compile'] else 'off'}, BatchNorm folded for inference "
         f"{'on' if s.get('fold_bn', True) else 'off'}; median of {s['repeats']} after {s['warmup']} warm-up; "
         f"rollout {s['rollout_context']} -> {s['rollout_horizon']}; malloc {s.get('allocator_in_effect', 'system')}",
-        f"ceiling  fp32 matmul {s['matmul_size']}x{s['matmul_size']}: {report['matmul_gflops']:.1f} GFLOP/s "
+        f"ceiling  matmul {s['matmul_size']}x{s['matmul_size']}: fp32 {report['matmul_gflops']:.1f} GFLOP/s, "
+        f"bf16 {report['matmul_bf16_gflops']:.1f} GFLOP/s; fractions against the {s['precision']} ceiling "
         f"(training FLOPs taken as {s['train_flops_factor']:g}x forward)",
     ]
     if m.get("bench_wall_s") is not None:
@@ -35,8 +36,6 @@ def format_table(report: dict[str, Any]) -> str:
             line += (f"; CPU taken meanwhile by other processes {m['other_processes_cpu_s']:.0f} s, by the host "
                      f"{m['cpu_steal_s']:.0f} s, of {m['cores'] * m['bench_wall_s']:.0f} core-s (high = contended)")
         lines.append(line)
-    if s["precision"] != "fp32":
-        lines.append(f"note     {s['precision']} throughput against the fp32 ceiling: fractions may exceed 100%")
     lines.append("")
     cols = ("model", "train fr/s", "infer fr/s", "rollout fr/s", "data fr/s", "peak RSS MB",
             "train ceil", "infer ceil", "fwd MFLOP/fr", "kernel CPU")

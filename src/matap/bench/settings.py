@@ -32,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--objective", default="paper", choices=OBJECTIVES, metavar="NAME",
                         help="training objective of the timed training step (default: paper)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
-                        help="fp32, or bf16 autocast for training and inference (default: fp32)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="fp32, or bf16 autocast for training and inference; auto: bf16 where the "
+                             "hardware computes it natively, as train.precision=auto (default: auto)")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                         help="keep the model in channels_last as training does (default: on)")
     parser.add_argument("--fold-bn", action=argparse.BooleanOptionalAction, default=True,
@@ -67,12 +68,18 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         raise MatapError("--batch-size and --repeats must be >= 1 and --warmup >= 0")
     if args.profile < 0:
         raise MatapError(f"--profile {args.profile}: give the number of operators to list (0 = off)")
+    precision = args.precision
+    if precision == "auto":
+        from matap.machine import bf16_native
+
+        precision = "bf16" if bf16_native(args.device.split(":")[0]) else "fp32"
     models = [name for item in args.models for name in item.split(",") if name]
     if not models:
         raise MatapError("--models: give at least one model name")
     return {
         "models": models, "batch_size": batch, "seq_len": SEQ_LEN, "repeats": repeats, "warmup": warmup,
-        "objective": args.objective, "device": args.device, "precision": args.precision,
+        "objective": args.objective, "device": args.device, "precision": precision,
+        "precision_requested": args.precision,
         "channels_last": bool(args.channels_last), "compile": bool(args.compile), "seed": args.seed,
         "fold_bn": bool(args.fold_bn), "profile": args.profile, "profile_steps": PROFILE_STEPS,
         "quick": bool(args.quick), "matmul_size": base["matmul_size"],

@@ -36,6 +36,7 @@ from matap.config import Config, apply_overrides, config_from_dict, validate
 from matap.data import load_split, make_loader, training_stream
 from matap.errors import MatapError
 from matap.lock import RunLock
+from matap.machine import bf16_native
 from matap.runtime import keep_freed_memory
 from matap.training.checkpoint import AtomicCheckpointIO
 from matap.training.module import MatapModule
@@ -247,14 +248,10 @@ def resolve_precision(accelerator: str, precision: str) -> str:
     if precision != "auto":
         return precision
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
-        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+        return "bf16-mixed" if bf16_native("cuda") else "32-true"
     if accelerator not in ("cpu", "auto"):
         return "32-true"
-    try:
-        native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    except (AttributeError, RuntimeError):  # a private oneDNN query: absent from some builds
-        native = False
-    return "bf16-mixed" if native else "32-true"
+    return "bf16-mixed" if bf16_native("cpu") else "32-true"
 
 
 def _trainer(cfg: Config, run_dir: Path, callback: RunCheckpoint, batches: int) -> L.Trainer:
