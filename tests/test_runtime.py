@@ -61,3 +61,49 @@ def test_an_unknown_choice_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("MATAP_ALLOCATOR", "tcmalloc")
     with pytest.raises(MatapError, match="MATAP_ALLOCATOR='tcmalloc'"):
         keep_freed_memory()
+
+
+CAP_PROBE = """
+import ctypes, os, time
+from matap.runtime import allocator, keep_freed_memory, trims
+
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+applied = keep_freed_memory()
+block = libc.malloc(300 << 20)
+ctypes.memset(block, 1, 300 << 20)  # resident now: past a cap of 200 MiB
+libc.free(block)
+time.sleep(0.3)
+print(applied, allocator(), trims(), rss_mb())
+"""
+
+
+def _cap_probe(**env: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", CAP_PROBE], capture_output=True, text=True, check=True,
+                         env={**os.environ, "MATAP_ALLOCATOR": "keep", **env})
+    return out.stdout.split()
+
+
+@linux_glibc
+def test_past_the_cap_kept_memory_goes_back_and_malloc_is_left_alone():
+    applied, name, trimmed, rss = _cap_probe(MATAP_KEEP_MB="200")
+    assert applied == "True" and name == "system" and int(trimmed) >= 1
+    assert int(rss) < 200  # the 300 MiB freed block was handed back
+
+
+@linux_glibc
+def test_without_a_cap_freed_memory_stays():
+    applied, name, trimmed, rss = _cap_probe(MATAP_KEEP_MB="0")
+    assert (applied, name, trimmed) == ("True", "glibc-keep", "0")
+    assert int(rss) >= 300
+
+
+@pytest.mark.parametrize("value", ["lots", "-5"])
+def test_a_bad_cap_is_a_clear_error(monkeypatch, value):
+    monkeypatch.setenv("MATAP_KEEP_MB", value)
+    with pytest.raises(MatapError, match="MATAP_KEEP_MB"):
+        keep_freed_memory()

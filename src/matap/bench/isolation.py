@@ -35,11 +35,12 @@ def device_of(settings: dict[str, Any]) -> Any:
 
 def set_allocator(settings: dict[str, Any]) -> None:
     """Apply ``--allocator`` to this process; record what took effect (``glibc-keep`` or ``system``)."""
-    from matap.runtime import allocator, keep_freed_memory
+    from matap.runtime import allocator, keep_cap_mb, keep_freed_memory
 
     if settings["allocator"] == "keep":
         keep_freed_memory()
     settings["allocator_in_effect"] = allocator()
+    settings["keep_cap_mb"] = keep_cap_mb()
 
 
 def bench_in_child(name: str, batch_path: str, settings: dict[str, Any], ceilings: dict[str, float]

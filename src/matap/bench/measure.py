@@ -225,6 +225,9 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
     train_s = median_seconds(train_step, warmup, repeats, device)
     cpu_after = os.times()
     rss = peak_rss_mb()
+    from matap.runtime import trims
+
+    trims_in_training = trims()
     user_s, sys_s = cpu_after.user - cpu_before.user, cpu_after.system - cpu_before.system
     profile = profile_steps(train_step, settings["profile_steps"], settings["profile"], device) \
         if settings["profile"] else []
@@ -266,6 +269,7 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
         "infer_fraction_of_ceiling": infer_fps * infer_flops / (ceiling_gflops * 1e9),
         "train_flops_per_frame": train_flops,
         "infer_flops_per_frame": infer_flops,
+        "allocator_trims": trims_in_training,
         "train_kernel_cpu_share": sys_s / (user_s + sys_s) if user_s + sys_s > 0 else None,
         "train_profile": profile,
     }

@@ -25,7 +25,9 @@ def format_table(report: dict[str, Any]) -> str:
         f"{s['precision']}{' (auto)' if s.get('precision_requested') == 'auto' else ''}, channels_last {'on' if s['channels_last'] else 'off'}, "
         f"compile {'on' if s['compile'] else 'off'}, BatchNorm folded for inference "
         f"{'on' if s.get('fold_bn', True) else 'off'}; median of {s['repeats']} after {s['warmup']} warm-up; "
-        f"rollout {s['rollout_context']} -> {s['rollout_horizon']}; malloc {s.get('allocator_in_effect', 'system')}",
+        f"rollout {s['rollout_context']} -> {s['rollout_horizon']}; malloc {s.get('allocator_in_effect', 'system')}"
+        + (f" up to {s['keep_cap_mb']} MiB resident" if s.get("allocator_in_effect") == "glibc-keep"
+           and s.get("keep_cap_mb") else ""),
         f"ceiling  matmul {s['matmul_size']}x{s['matmul_size']}: fp32 {report['matmul_gflops']:.1f} GFLOP/s, "
         f"bf16 {report['matmul_bf16_gflops']:.1f} GFLOP/s; fractions against the {s['precision']} ceiling "
         f"(training FLOPs taken as {s['train_flops_factor']:g}x forward)",
@@ -48,6 +50,11 @@ def format_table(report: dict[str, Any]) -> str:
                  f"{r['infer_flops_per_frame'] / 1e6:,.1f}", _percent(r.get("train_kernel_cpu_share")))
         lines.append("".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))))
     lines.append("kernel CPU: share of the training step's CPU time spent in the kernel (page faults, threads)")
+    capped = {name: int(r["allocator_trims"]) for name, r in report["results"].items() if r.get("allocator_trims")}
+    if capped:
+        lines.append(f"malloc   past the cap on kept memory (MATAP_KEEP_MB, {s.get('keep_cap_mb')} MiB) freed memory went "
+                     "back to the kernel, and malloc as it is for the rest: "
+                     + ", ".join(f"{name} {count} time{'s' if count > 1 else ''}" for name, count in capped.items()))
     for name, r in report["results"].items():
         if r.get("train_profile"):
             unit = "device" if m["device"].startswith("cuda") else "CPU"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from matap.modules.recompute import run_blocks
 from matap.modules.transposed import ConvTranspose2d
 
 
@@ -57,7 +58,7 @@ class SpatialDecoder(nn.Module):
         # channels_last makes the transposed convolutions markedly faster on CPU (and uses tensor cores on GPU).
         h = self.head(z).contiguous(memory_format=torch.channels_last)
         if not self.content_path:
-            return self.features(h)
+            return run_blocks(h, self.features[:3], self.features[3])  # self.features(h), less memory in training
         if content is None:
             raise ValueError("this decoder has a content path: pass the reference frame's feature maps")
         for block, skip in zip(self.features[:3], content):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from matap.modules.recompute import run_blocks
+
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
     """Conv2D(4x4, stride 2, 'same') + BatchNorm + ReLU: halves the spatial size."""
@@ -30,7 +32,7 @@ class SpatialEncoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.head(run_blocks(x, self.features))  # self.head(self.features(x)), less memory in training
 
     def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The feature maps after each block: (N, 32, 32, 32), (N, 64, 16, 16), (N, 128, 8, 8)."""

@@ -23,6 +23,15 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def adjoint_weight_grad(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor, stride: tuple[int, int],
+                        padding: tuple[int, int]) -> torch.Tensor:
+    """The weight gradient of ``conv_transpose2d(x, weight, stride=stride, padding=padding)`` given the
+    output gradient ``grad``: the weight gradient of ``conv2d(grad, weight)``, whose output has x's
+    shape, given "output gradient" x."""
+    return torch.ops.aten.convolution_backward(x, grad, weight, None, list(stride), list(padding), [1, 1], False,
+                                               [0, 0], 1, [False, True, False])[1]
+
+
 class _AdjointWeightGrad(torch.autograd.Function):
     """``conv_transpose2d(x, weight, bias, stride, padding)``; backward: the input gradient as a
     convolution of the output gradient, the weight gradient as that convolution's weight gradient."""
@@ -41,10 +50,7 @@ class _AdjointWeightGrad(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = F.conv2d(grad, weight, None, ctx.stride, ctx.padding)  # (N, C_in, h, w), as x
         if ctx.needs_input_grad[1]:
-            # The convolution conv2d(grad, weight) = x-shaped: its weight gradient given "output gradient" x.
-            grad_w = torch.ops.aten.convolution_backward(
-                x, grad, weight, None, list(ctx.stride), list(ctx.padding), [1, 1], False, [0, 0], 1,
-                [False, True, False])[1]
+            grad_w = adjoint_weight_grad(x, grad, weight, ctx.stride, ctx.padding)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad.sum(dim=(0, 2, 3))
         return grad_x, grad_w, grad_b, None, None
@@ -74,4 +80,4 @@ class ConvTranspose2d(nn.ConvTranspose2d):
             return _AdjointWeightGrad.apply(x, weight, bias, self.stride, self.padding)
 
 
-__all__ = ["ConvTranspose2d"]
+__all__ = ["ConvTranspose2d", "adjoint_weight_grad"]
