@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure training, inference, rollout and data throughput, and peak memory",
                        description="Benchmark the paper-configuration models on this machine: median frames/s of "
                                    "a training step, teacher-forced inference, a 10 -> 90 rollout and the data "
-                                   "pipeline; peak RSS; the machine's matmul GFLOP/s as the ceiling.")
+                                   "pipeline; peak RSS; the machine's fp32 and bf16 matmul GFLOP/s as the ceilings.")
     bench.add_arguments(p)
     p.set_defaults(handler=bench.run)
     return parser
