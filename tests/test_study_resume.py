@@ -1,0 +1,62 @@
+"""A study killed with SIGKILL in the middle of a run and started again ends with the results of an
+uninterrupted one: finished runs are reused, the half-trained run resumes from its last checkpoint."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from matap.cli import main
+
+ARGS = ["--config", "smoke", "--seeds", "0", "train.epochs=3"]
+# What legitimately differs between two invocations: when, how long, and how much was trained here.
+VOLATILE = {"written", "command", "runs_seconds", "train_seconds", "wall_seconds", "num_trained"}
+
+
+def _results(out: Path) -> dict:
+    results = json.loads((out / "results.json").read_text())
+    return {key: value for key, value in results.items() if key not in VOLATILE}
+
+
+def _assert_close(a, b, where: str = "") -> None:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _assert_close(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float):
+        assert b == pytest.approx(a, abs=1e-6), where
+    else:
+        assert a == b, where
+
+
+def test_a_study_killed_mid_run_finishes_with_the_uninterrupted_results(tmp_path):
+    assert main(["compare", "--out", str(tmp_path / "whole"), "--runs", str(tmp_path / "whole-runs"), *ARGS]) == 0
+
+    runs = tmp_path / "killed-runs"
+    command = [sys.executable, "-m", "matap.cli", "compare", "--out", str(tmp_path / "killed"), "--runs", str(runs),
+               *ARGS]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    deadline = time.time() + 300
+    # Kill as soon as a run has its first epoch's checkpoint: that run is then half-trained.
+    while not any(runs.glob("*/checkpoints/last.ckpt")):
+        assert proc.poll() is None and time.time() < deadline, "the study ended before it could be killed"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "results.json").exists()
+    half = next(runs.glob("*/checkpoints/last.ckpt")).parents[1]
+    history = half / "history.csv"
+    assert not history.exists() or len(history.read_text().splitlines()) - 1 < 3  # killed before its last epoch
+
+    assert main(["compare", "--out", str(tmp_path / "killed"), "--runs", str(runs), *ARGS]) == 0
+    _assert_close(_results(tmp_path / "whole"), _results(tmp_path / "killed"))
