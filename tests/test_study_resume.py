@@ -38,7 +38,7 @@ def _assert_close(a, b, where: str = "") -> None:
         assert a == b, where
 
 
-def test_a_study_killed_mid_run_finishes_with_the_uninterrupted_results(tmp_path):
+def test_a_study_killed_mid_run_finishes_with_the_uninterrupted_results(tmp_path, capsys):
     assert main(["compare", "--out", str(tmp_path / "whole"), "--runs", str(tmp_path / "whole-runs"), *ARGS]) == 0
 
     runs = tmp_path / "killed-runs"
@@ -58,5 +58,7 @@ def test_a_study_killed_mid_run_finishes_with_the_uninterrupted_results(tmp_path
     history = half / "history.csv"
     assert not history.exists() or len(history.read_text().splitlines()) - 1 < 3  # killed before its last epoch
 
+    capsys.readouterr()
     assert main(["compare", "--out", str(tmp_path / "killed"), "--runs", str(runs), *ARGS]) == 0
+    assert f"resuming {half}" in capsys.readouterr().out  # continued from its checkpoint, not trained afresh
     _assert_close(_results(tmp_path / "whole"), _results(tmp_path / "killed"))
