@@ -184,3 +184,30 @@ def test_ssim_weight_adds_one_minus_ssim_to_each_frame_term():
         expected = a.terms[term] + 2.0 * (1 - metrics.ssim(pred, target).mean())
         torch.testing.assert_close(b.terms[term], expected, atol=1e-5, rtol=1e-5)
     assert b.loss > a.loss
+
+
+def test_warm_restarts_start_each_cycle_at_the_full_rate_and_end_at_zero():
+    from matap.training.module import warm_restarts
+
+    assert warm_restarts(0.0) == 1.0 and warm_restarts(1.0) == 0.0
+    for start, length in ((0, 1), (1, 2), (3, 4)):           # cycles of 1/7, 2/7 and 4/7 of training
+        torch.testing.assert_close(warm_restarts((start + 1e-9) / 7), 1.0)
+        torch.testing.assert_close(warm_restarts((start + length / 2) / 7), 0.5)
+        torch.testing.assert_close(warm_restarts((start + length - 1e-9) / 7), 0.0, atol=1e-6, rtol=0)
+    inside = [warm_restarts(p / 1000) for p in range(1, 142)]  # the first cycle: falling all the way
+    assert all(a > b for a, b in zip(inside, inside[1:]))
+
+
+def test_restarts_schedule_sets_the_rate_from_training_progress():
+    from matap.config import load_config
+    from matap.training.module import MatapModule, warm_restarts
+
+    module = MatapModule(load_config("smoke", ["train.schedule=restarts", "train.lr=0.01", "train.max_time=5"]).to_dict())
+    done = {"share": 0.0}
+    module.progress = lambda: done["share"]
+    scheduler = module.configure_optimizers()["lr_scheduler"]["scheduler"]
+    for share in (0.05, 0.2, 0.5, 0.99):
+        done["share"] = share
+        scheduler.optimizer.step()                               # no gradients: the weights stay
+        scheduler.step()
+        torch.testing.assert_close(scheduler.get_last_lr()[0], 0.01 * warm_restarts(share))

@@ -8,6 +8,7 @@ the output against the frame it predicts."""
 
 import torch
 
+from matap import metrics
 from matap.config import ObjectiveConfig
 from matap.models import TeacherForced
 from matap.objectives import PaperObjective, PredictObjective
@@ -25,7 +26,8 @@ class PerfectModel:
         return None  # no content path
 
     def decode(self, z: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
-        return z[..., None, None].expand(*z.shape[:2], 1, 4, 4)  # (B, T', 1, 4, 4) logits: sigmoid(z) everywhere
+        size = (4, 4) if frames is None else frames.shape[-2:]
+        return z[..., None, None].expand(*z.shape[:2], 1, *size)  # (B, T', 1, H, W) logits: sigmoid(z) everywhere
 
     def __call__(self, frames: torch.Tensor) -> TeacherForced:
         z = self.encode(frames)
@@ -38,10 +40,10 @@ class PerfectModel:
         return self.rollout_latents(z_context, horizon), None  # latent feedback: nothing decoded on the way
 
 
-def grey_sequence() -> torch.Tensor:
-    """(1, T, 1, 4, 4): frame t is the grey level (t + 1) / (T + 2)."""
+def grey_sequence(size: int = 4) -> torch.Tensor:
+    """(1, T, 1, size, size): frame t is the grey level (t + 1) / (T + 2)."""
     levels = torch.arange(1, T + 1, dtype=torch.float32) / (T + 2)
-    return levels[None, :, None, None, None].expand(1, T, 1, 4, 4).contiguous()
+    return levels[None, :, None, None, None].expand(1, T, 1, size, size).contiguous()
 
 
 def test_paper_scores_the_prediction_of_frame_t_plus_1_against_frame_t():
@@ -67,3 +69,21 @@ def test_predict_scores_each_output_against_the_frame_it_stands_for():
     torch.testing.assert_close(out.pairs["rollout"][1], x[:, C:])          # the rollout: the frames after the context
     assert out.terms["latent"] == 0 and out.terms["rollout_latent"] == 0
     assert PredictObjective.target_offset == 1 and PredictObjective.frame_term in out.terms
+
+
+def test_rollout_bce_weight_scales_the_bce_of_the_rollout_term_alone():
+    x, model = grey_sequence(size=16), PerfectModel()
+    model.future = model.encode(x) + 0.7                                     # rolls out too bright
+    target = x[:, C:]
+    rolled = torch.sigmoid(model.future[:, C:])[..., None, None].expand_as(target)
+    bce = torch.nn.functional.binary_cross_entropy(rolled, target)
+    dissimilarity = 1 - metrics.ssim(rolled, target).mean()
+    assert bce > 0.1 and dissimilarity > 0.001                             # both parts are there to be weighed
+    terms = {}
+    for w in (0.0, 0.5, 1.0):
+        cfg = ObjectiveConfig(name="predict", rollout_weight=1.0, rollout_context=C, ssim_weight=1.0,
+                              rollout_bce_weight=w)
+        terms[w] = PredictObjective(cfg)(model, x).terms
+        torch.testing.assert_close(terms[w]["rollout"], w * bce + dissimilarity)
+    for name in ("next", "ae", "latent"):
+        assert terms[0.0][name] == terms[1.0][name]                           # the other terms are untouched

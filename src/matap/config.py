@@ -97,6 +97,8 @@ class ObjectiveConfig:
     # predict: weight of the rollout's frame term, BCE of decoded rolled-out latents
     rollout_weight: float = option(0.0, minimum=0)
     rollout_latent_weight: float = 0.0  # predict: weight of the rollout's latent term, distance to the encoded truth
+    # predict: weight of BCE inside the rollout's frame term; 0 with ssim_weight > 0 leaves w (1 - SSIM) alone
+    rollout_bce_weight: float = option(1.0, minimum=0)
     rollout_context: int = 10      # predict: context frames before the rollout term
     # predict: share of training over which the rollout horizon grows from 1 frame to all the frames after
     # the context (0 = the full horizon from the start)
@@ -111,7 +113,9 @@ class TrainConfig:
     batch_size: int = option(32, minimum=1)
     lr: float = option(1e-3, above=0)
     grad_clip: float = option(1.0, minimum=0)  # global gradient norm; 0 = no clipping
-    schedule: str = option("none", choices=("none", "cosine"))  # "cosine": over the steps, or over max_time when set
+    # "cosine": over the steps, or over max_time when set; "restarts": cosine with warm restarts (cycles of
+    # 1/7, 2/7 and 4/7 of training, matap.training.module.warm_restarts)
+    schedule: str = option("none", choices=("none", "cosine", "restarts"))
     # minutes of training (0 = no limit): no epoch starts that would end past it
     max_time: float = option(0.0, minimum=0)
     seed: int = 0

@@ -61,11 +61,13 @@ class PaperObjective:
 @OBJECTIVES.register("predict")
 class PredictObjective:
     """L = BCE(D(P(h_t)), x_{t+1}) + w_ae BCE(D(z_t), x_t) + lambda ||P(h_t) - sg(z_{t+1})||^2 / Var(sg(z))
-    [+ w_roll BCE(D(z^_t), x_t) + w_roll_latent ||z^_t - sg(z_t)||^2 / Var(sg(z))],
+    [+ w_roll w_rb BCE(D(z^_t), x_t) + w_roll_latent ||z^_t - sg(z_t)||^2 / Var(sg(z))],
     where z^_t (t = C+1 ... C+H) is rolled out from C context frames (feeding back latents or,
     with ``model.rollout_feedback = "frame"``, the encodings of the decoded frames).
     ``ssim_weight = w > 0`` adds w (1 - SSIM) to each frame term: SSIM punishes the faint grey
-    haze that BCE tolerates over the black background.
+    haze that BCE tolerates over the black background. ``rollout_bce_weight = w_rb`` scales BCE in
+    the rollout's frame term: BCE of a rollout rewards the grey average of where a digit may be, SSIM
+    a dark frame where the model is unsure, and w_rb = 0 keeps only the latter.
 
     ``decode_frames = k > 0`` decodes, in training, only k randomly chosen frames of each
     sequence per frame term: the decoder dominates the cost of a step, and neighbouring
@@ -82,6 +84,7 @@ class PredictObjective:
         self.ae_weight = cfg.ae_weight
         self.rollout_weight = cfg.rollout_weight
         self.rollout_latent_weight = cfg.rollout_latent_weight
+        self.rollout_bce_weight = cfg.rollout_bce_weight
         self.rollout_context = cfg.rollout_context
         self.rollout_ramp = cfg.rollout_ramp
         self.decode_frames = cfg.decode_frames
@@ -132,6 +135,8 @@ class PredictObjective:
         logits = dict(zip(todo, model.decode(torch.cat(latents, dim=1), x).split([z.shape[1] for z in latents], dim=1)))
         logits.update(decoded)
         bce = {name: _bce(logits[name], frames) for name, (_, frames) in pairs.items()}
+        if "rollout" in bce:
+            bce["rollout"] = self.rollout_bce_weight * bce["rollout"]
         if self.ssim_weight > 0:
             # In float32 (outside autocast): SSIM divides small local variances.
             with torch.autocast(x.device.type, enabled=False):

@@ -15,6 +15,20 @@ from matap.data import to_frames
 from matap.models import count_parameters, model_from_config
 from matap.objectives import ObjectiveOutput, build_objective
 
+# train.schedule=restarts: cosine cycles of 1/7, 2/7 and 4/7 of training (SGDR with T_mult = 2), each
+# starting again from the full rate, so the last cycle ends at the end of training.
+RESTART_CYCLES = (1, 2, 4)
+
+
+def warm_restarts(progress: float) -> float:
+    """The rate (a factor of train.lr) at ``progress`` in [0, 1] under cosine with warm restarts."""
+    position = min(max(progress, 0.0), 1.0) * sum(RESTART_CYCLES)
+    for length in RESTART_CYCLES:
+        if position < length:
+            return 0.5 * (1.0 + math.cos(math.pi * position / length))
+        position -= length
+    return 0.0
+
 
 class MatapModule(L.LightningModule):
     def __init__(self, config: dict[str, Any]) -> None:
@@ -106,6 +120,12 @@ class MatapModule(L.LightningModule):
                 return 0.5 * (1.0 + math.cos(math.pi * self.progress()))
 
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_of_progress)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        if self.cfg.train.schedule == "restarts":
+            def restarts_of_progress(step: int) -> float:
+                return warm_restarts(self.progress())
+
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, restarts_of_progress)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         if self.cfg.train.schedule == "cosine":
             steps = max(1, int(self.trainer.estimated_stepping_batches))
