@@ -78,4 +78,13 @@ def verdict_table(claims: Sequence[dict[str, Any]], methods: bool = False) -> st
     return table(header, rows)
 
 
-__all__ = ["Claim", "judge", "verdict_table"]
+def how_judged(claims: Sequence[dict[str, Any]]) -> str:
+    """The paragraph above a verdict table of claims judged against a target of 0 by a Student-t interval."""
+    return ("Positive values favour the claim; the verdict compares the 95% confidence interval over seeds "
+            "(Student t) with 0: **holds** if the interval lies above it, **does not hold** if it lies at or below, "
+            "**inconclusive** otherwise. p: the two-sided t-test p-value of a mean of 0. The last column applies "
+            f"Holm's correction over the {len(claims)} claims of this report (family-wise error rate 5%); only a "
+            "verdict that survives it should be read as a finding.")
+
+
+__all__ = ["Claim", "how_judged", "judge", "verdict_table"]

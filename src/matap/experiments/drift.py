@@ -12,7 +12,7 @@ import numpy as np
 from matap.baselines import LABELS
 from matap.errors import MatapError
 from matap.experiments import stats
-from matap.experiments.claims import Claim, judge, verdict_table
+from matap.experiments.claims import Claim, how_judged, judge, verdict_table
 from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run, header,
                                       model_label, sample_pictures, scored_split, table, versus_baselines)
 from matap.experiments.runner import MODELS, Experiment, Spec
@@ -155,13 +155,7 @@ def render(r: dict[str, Any]) -> str:
               table(["level", "MA-TAP", "GRU baseline"], rows), ""]
     parts += versus_baselines({MODEL_LABELS[name]: per_seed[name] for name in ("matap", "gru")}, baselines,
                               f"{r['context']} -> {H} rollout, mean over the {H} predicted frames")
-    m = len(r["claims"])
-    parts += ["## Verdicts", "",
-              "Positive values favour the claim; the verdict compares the 95% confidence interval over seeds "
-              "(Student t) with 0: **holds** if the interval lies above it, **does not hold** if it lies at or below, "
-              "**inconclusive** otherwise. p: the two-sided t-test p-value of a mean of 0. The last column applies "
-              f"Holm's correction over the {m} claims of this report (family-wise error rate 5%); only a verdict "
-              "that survives it should be read as a finding.", "",
+    parts += ["## Verdicts", "", how_judged(r["claims"]), "",
               verdict_table(r["claims"]), "",
               "Animations of ground truth beside the rollout: "
               + ", ".join(f"[{MODEL_LABELS[k]}]({r['files'][k]})" for k in ("matap", "gru")) + "; "

@@ -27,7 +27,7 @@ import numpy as np
 from matap.baselines import evaluate_baselines, mean_training_frame
 from matap.errors import MatapError
 from matap.experiments import stats
-from matap.experiments.claims import Claim, judge, verdict_table
+from matap.experiments.claims import Claim, how_judged, judge, verdict_table
 from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run, header,
                                       model_label, sample_pictures, scored_split, split_videos, table,
                                       versus_baselines)
@@ -263,13 +263,9 @@ def render(r: dict[str, Any]) -> str:
         against = versus_baselines({f"{MODEL_LABELS[model]}, {v['label']}": r["scores"][level][model]
                                     for model in MODELS}, r["level_baselines"][level], f"{task}, at each level")
         parts += [*(against[:4] if i == 0 else []), f"### {v['label']}", "", *against[4:]]
-    m = len(r["claims"])
     parts += ["## Verdicts", "",
-              "Positive values favour the hypothesis; the verdict compares the 95% confidence interval over seeds "
-              "(Student t) with 0: **holds** if the interval lies above it, **does not hold** if it lies at or "
-              "below, **inconclusive** otherwise. p: the two-sided t-test p-value of a mean of 0. The last column "
-              f"applies Holm's correction over the {m} claims of this report. A verdict on models that do not beat "
-              "all-black frames (tagged in the tables above) says little about models that predict.", "",
+              how_judged(r["claims"]) + " A verdict on models that do not beat all-black frames (tagged in the "
+              "tables above) says little about models that predict.", "",
               verdict_table(r["claims"]), "",
               f"Still frames of the models {list(levels.values())[1]['label']}: [samples]({r['files']['samples']}).",
               ""]
