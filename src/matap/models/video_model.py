@@ -86,11 +86,7 @@ class LatentVideoModel(nn.Module):
         """Run the cell over (B, T, d) inputs; return outputs (B, T, d) and the last state."""
         if state is None:
             state = self.cell.initial_state(z.shape[0], z.device, z.dtype)
-        outputs = []
-        for t in range(z.shape[1]):
-            h, state = self.cell(z[:, t], state)
-            outputs.append(h)
-        return torch.stack(outputs, dim=1), state
+        return self.cell.unroll(z, state)
 
     def forward(self, frames: torch.Tensor) -> TeacherForced:
         """Teacher-forced pass: z_t = E(x_t), z^_{t+1} = P(cell(z_<=t)); frames (B, T, 1, H, W), or as

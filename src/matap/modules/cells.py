@@ -37,6 +37,28 @@ class Cell(nn.Module):
     def forward(self, z_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         raise NotImplementedError
 
+    def unroll(self, z: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """Run the cell over inputs known in advance, (B, T, d): outputs (B, T, d) and the last state.
+        A cell may override it with a faster computation of the same numbers (the paper's cells
+        project every input at once, outside the recurrence)."""
+        outputs = []
+        for t in range(z.shape[1]):
+            h, state = self(z[:, t], state)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1), state
+
+
+def gru_step(gru: nn.GRUCell, gates_x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``gru(x, h)`` given ``gates_x = F.linear(x, gru.weight_ih, gru.bias_ih)``, (B, 3d), computed
+    beforehand: the same gates (reset, update, new, in PyTorch's order) and the same new state."""
+    gates_h = F.linear(h, gru.weight_hh, gru.bias_hh)
+    x_r, x_z, x_n = gates_x.chunk(3, dim=-1)
+    h_r, h_z, h_n = gates_h.chunk(3, dim=-1)
+    reset = torch.sigmoid(x_r + h_r)
+    update = torch.sigmoid(x_z + h_z)
+    new = torch.tanh(x_n + reset * h_n)
+    return new + update * (h - new)                                     # (1 - u) n + u h
+
 
 @register_cell("gru")
 class GRUBaselineCell(Cell):
@@ -55,6 +77,16 @@ class GRUBaselineCell(Cell):
     def forward(self, z_t: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.norm_out(self.gru(self.input_proj(z_t), state))  # (B, d)
         return h, h
+
+    def unroll(self, z: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if type(self).forward is not GRUBaselineCell.forward:
+            return super().unroll(z, state)
+        gates_x = F.linear(self.input_proj(z), self.gru.weight_ih, self.gru.bias_ih)  # (B, T, 3d), all at once
+        outputs = []
+        for t in range(z.shape[1]):
+            state = self.norm_out(gru_step(self.gru, gates_x[:, t], state))
+            outputs.append(state)
+        return torch.stack(outputs, dim=1), state
 
 
 class MemoryState(NamedTuple):
@@ -86,11 +118,22 @@ class RetrospectiveAttention(nn.Module):
 
     def forward(self, query: torch.Tensor, memory: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """query (B, d), memory (B, K, d), valid: bool broadcastable to (B, H, 1, K) or None -> context (B, d)."""
-        B, K, d = memory.shape
+        return self.attend(query, *self.project_memory(memory), valid)
+
+    def project_memory(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of memory slots (B, S, d): each (B, H, S, dh)."""
+        B, S, _ = memory.shape
         H, dh = self.num_heads, self.head_dim
+        k = self.k_proj(memory).view(B, S, H, dh).transpose(1, 2)
+        v = self.v_proj(memory).view(B, S, H, dh).transpose(1, 2)
+        return k, v
+
+    def attend(self, query: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """The context read by query (B, d) from keys and values (B, H, K, dh) -> (B, d)."""
+        B, H, K, dh = k.shape
+        d = H * dh
         q = self.q_proj(query).view(B, H, 1, dh)                      # (B, H, 1, dh)
-        k = self.k_proj(memory).view(B, K, H, dh).transpose(1, 2)     # (B, H, K, dh)
-        v = self.v_proj(memory).view(B, K, H, dh).transpose(1, 2)     # (B, H, K, dh)
         scores = q @ k.transpose(-1, -2) / math.sqrt(dh)               # (B, H, 1, K)
         if valid is not None:
             scores = scores.masked_fill(~valid, float("-inf"))
@@ -190,6 +233,43 @@ class MATAPCell(Cell):
         if self.recorder is not None:
             self.recorder.step(gru=h_local, context=context, gate=alpha, ages=self.slot_ages(state))
         return h, new_state
+
+    def unroll(self, z: torch.Tensor, state: MemoryState) -> tuple[torch.Tensor, MemoryState]:
+        """The steps of :meth:`forward` over known inputs, with everything that depends on the inputs
+        alone computed for all T at once: W_in z_t, the GRU's input gates, the writes W_m W_in z_t
+        and the attention's keys and values of every slot (each slot is projected once, not at
+        every step that reads it). The memory read at step t is slots t .. t+K-1 of [M_0; writes]."""
+        fifo = all(getattr(type(self), name) is getattr(MATAPCell, name)
+                   for name in ("forward", "write", "read_memory", "written", "slot_ages"))
+        if not fifo:
+            return super().unroll(z, state)
+        B, T, _ = z.shape
+        K = self.memory_size
+        x = self.input_proj(z)                                          # (B, T, d)
+        gates_x = F.linear(x, self.gru.weight_ih, self.gru.bias_ih)     # (B, T, 3d)
+        slots = torch.cat([state.memory, self.memory_write(x)], dim=1)  # (B, K + T, d)
+        if self.attention is not None:
+            keys, values = self.attention.project_memory(slots)         # (B, H, K + T, dh) each
+        h, outputs = state.h, []
+        for t in range(T):
+            filled = min(state.filled + t, K)
+            h_local = gru_step(self.gru, gates_x[:, t], h)              # Eq. 1
+            if self.attention is None or (self.mask_empty and filled == 0):
+                read = h_local.new_zeros(h_local.shape)
+            else:
+                valid = (torch.arange(K, device=z.device) >= K - filled) if self.mask_empty and filled < K else None
+                read = self.attention.attend(h_local, keys[:, :, t:t + K], values[:, :, t:t + K], valid)
+            context = torch.tanh(self.context_proj(self.norm_context(read)))  # Eq. 2
+            if self.gate is not None:
+                alpha = torch.sigmoid(self.gate(torch.cat([h_local, context], dim=-1)))  # Eq. 3
+            else:
+                alpha = torch.full_like(h_local, 0.5)
+            h = self.norm_out((1 - alpha) * h_local + alpha * context)  # Eq. 4
+            if self.recorder is not None:   # what forward reports, from the state it reads (filled slots)
+                self.recorder.step(gru=h_local, context=context, gate=alpha,
+                                   ages=self.slot_ages(MemoryState(h, slots[:, t:t + K], filled)))
+            outputs.append(h)
+        return torch.stack(outputs, dim=1), MemoryState(h, slots[:, T:], min(state.filled + T, K))
 
     def write(self, x: torch.Tensor, h: torch.Tensor, state: MemoryState) -> MemoryState:
         """Eq. 5, FIFO: drop the oldest slot, append W_m x_t; ``h`` is the new recurrent state."""
