@@ -4,7 +4,9 @@ A new cell subclasses :class:`Cell`, implements ``initial_state`` and
 ``forward``, and is registered as a model name with ``@register_cell(name)``;
 its constructor receives the keys of the model config that it names, and its
 own options (keywords with defaults) are set as ``model.<option>=value``.
-Nothing else changes.
+Nothing else changes. ``Cell.unroll`` (the teacher-forced pass over known
+inputs) loops over ``forward``; a cell may override it with a faster
+computation of the same numbers, as the paper's two cells do.
 """
 
 from __future__ import annotations
