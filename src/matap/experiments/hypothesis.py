@@ -212,14 +212,15 @@ def refresh(results: dict[str, Any]) -> None:
 
 def draw_figure(results: dict[str, Any], out: Path) -> None:
     """OUT/hypothesis.png: per-frame SSIM and MSE of both models at every level (mean over seeds,
-    with their range), all-black frames of the reference level as a dashed line."""
+    with their range), all-black frames of each level's sequences as dashed grey lines."""
     levels = results["levels"]
     panels = [(f"{m.upper()} per predicted frame",
                {f"{MODEL_LABELS[model]}, {levels[level]['label']}": results["curves"][level][model][m]
                 for level in levels for model in MODELS}) for m in METRICS]
-    reference = results["level_baselines"][next(iter(levels))]
+    black = {level: results["level_baselines"][level]["black"] for level in levels}
     curves_figure(panels, f"frames after the {results['context']} context frames", out / "hypothesis.png",
-                  [{"all-black frames": reference["black"][m]["per_timestep"]} for m in METRICS])
+                  [{f"all-black frames, {levels[level]['label']}": b[m]["per_timestep"] for level, b in black.items()}
+                   for m in METRICS])
 
 
 def _pictures(spec: Spec, results: dict[str, Any], runs: dict[str, list[Run]]) -> dict[str, str]:
