@@ -9,7 +9,7 @@ from matap.config import DataConfig, ObjectiveConfig, load_config
 from matap.data import GeneratedVideos, generate, generated_split, make_loader, training_stream
 from matap.data.digits import load_digits
 from matap.errors import MatapError
-from matap.models import build_model
+from matap.models import build_model, count_parameters
 from matap.objectives import PredictObjective
 
 
@@ -123,6 +123,33 @@ def test_frame_feedback_feeds_the_encoding_of_each_decoded_frame_back_into_the_c
         # the first step is the teacher-forced prediction from the context, whatever the feedback
         model.feedback = "latent"
         torch.testing.assert_close(model.rollout(context, 1), expected[0][:, None])
+
+
+@pytest.mark.parametrize("feedback", ["latent", "frame"])
+def test_residual_predictor_adds_the_change_to_the_cells_input_and_has_no_parameters(feedback):
+    torch.manual_seed(0)
+    plain = build_model("matap", encoder_dropout=0.0, predictor_dropout=0.0, attn_dropout=0.0,
+                        rollout_feedback=feedback).eval()
+    residual = build_model("matap", encoder_dropout=0.0, predictor_dropout=0.0, attn_dropout=0.0,
+                           rollout_feedback=feedback, residual=True).eval()
+    residual.load_state_dict(plain.state_dict())
+    assert count_parameters(residual) == count_parameters(plain)
+    x = torch.rand(2, 5, 1, 64, 64)
+    with torch.no_grad():
+        out, ref = residual(x), plain(x)
+        torch.testing.assert_close(out.z_next, ref.z + ref.z_next)          # z^_{t+1} = z_t + P(h_t)
+        # a rollout adds each step's change to what it fed back: the last context latent first
+        h, state = residual.unroll(residual.encode(x[:, :3]))
+        fed = residual.encode(x[:, :3])[:, -1]
+        z_next, expected = fed + residual.predictor(h[:, -1]), []
+        for _ in range(3):
+            expected.append(z_next)
+            frame = torch.sigmoid(residual.decoder(z_next))
+            fed = residual.encoder(frame) if feedback == "frame" else z_next
+            h_t, state = residual.cell(fed, state)
+            z_next = fed + residual.predictor(h_t)
+        torch.testing.assert_close(residual.rollout_latents(residual.encode(x[:, :3]), 3),
+                                   torch.stack(expected, dim=1))
 
 
 def test_frame_feedback_rollout_term_scores_the_frames_the_rollout_decoded():

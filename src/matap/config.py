@@ -84,6 +84,8 @@ class ModelConfig:
     rollout_feedback: str = option("latent", choices=("latent", "frame"))
     # beyond the paper: the decoder also reads the encoder's feature maps of the sequence's first frame
     content_path: bool = False
+    # beyond the paper: the predictor gives the change of the latent, z^_{t+1} = z_t + P(h_t) (no parameters)
+    residual: bool = False
     # The named cell's own options: the keywords with defaults of its constructor that are not keys above
     # (set as model.<option>=value; written into the model section beside the keys above).
     options: dict[str, Any] = field(default_factory=dict)

@@ -42,10 +42,15 @@ class LatentVideoModel(nn.Module):
     ``content_path=True`` (beyond the paper) feeds the decoder, beside each latent, the encoder's
     feature maps of the first frame of the sequence (of the context, in a rollout): the digits'
     appearance then need not pass through the d numbers. ``decode`` then needs the frames.
+
+    ``residual=True`` (beyond the paper, no parameters) makes the predictor's output the change of
+    the latent: z^_{t+1} = z_t + P(h_t), where z_t is the cell's input at step t (in a rollout, the
+    fed-back latent), so that a model that predicts no change repeats the last frame.
     """
 
     def __init__(self, cell: Cell, latent_dim: int = 64, encoder_dropout: float = 0.2,
-                 predictor_dropout: float = 0.1, feedback: str = "latent", content_path: bool = False) -> None:
+                 predictor_dropout: float = 0.1, feedback: str = "latent", content_path: bool = False,
+                 residual: bool = False) -> None:
         super().__init__()
         if feedback not in FEEDBACKS:
             raise ValueError(f"feedback must be one of {FEEDBACKS}; got {feedback!r}")
@@ -55,6 +60,7 @@ class LatentVideoModel(nn.Module):
         self.cell = cell
         self.predictor = LatentPredictor(latent_dim, predictor_dropout)
         self.content_path = content_path
+        self.residual = residual
         self.decoder = SpatialDecoder(latent_dim, content_path)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -88,12 +94,18 @@ class LatentVideoModel(nn.Module):
             state = self.cell.initial_state(z.shape[0], z.device, z.dtype)
         return self.cell.unroll(z, state)
 
+    def predict(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The predicted next latents from cell outputs ``h`` and the cell's inputs ``z`` at the same steps
+        (same shape, (..., d)): P(h), or z + P(h) with ``residual``."""
+        change = self.predictor(h)
+        return z + change if self.residual else change
+
     def forward(self, frames: torch.Tensor) -> TeacherForced:
         """Teacher-forced pass: z_t = E(x_t), z^_{t+1} = P(cell(z_<=t)); frames (B, T, 1, H, W), or as
         :func:`as_frames` takes them. Decode ``z_next`` for frames: ``torch.sigmoid(model.decode(out.z_next))``."""
         z = self.encode(frames)
         h, _ = self.unroll(z)
-        return TeacherForced(z, self.predictor(h))
+        return TeacherForced(z, self.predict(h, z))
 
     def rollout_latents(self, z_context: torch.Tensor, horizon: int) -> torch.Tensor:
         """Given (B, C, d) context latents, predict (B, horizon, d) future latents,
@@ -106,7 +118,7 @@ class LatentVideoModel(nn.Module):
         logits decoded on the way (None with latent feedback, which decodes nothing).
         ``content``: ``self.content(context frames)``, needed with a content path and frame feedback."""
         h, state = self.unroll(z_context)
-        z_next = self.predictor(h[:, -1])                      # (B, d)
+        z_next = self.predict(h[:, -1], z_context[:, -1])      # (B, d)
         latents, logits = [z_next], []
         for step in range(horizon):
             if self.feedback == "frame":
@@ -115,7 +127,7 @@ class LatentVideoModel(nn.Module):
                 break
             fed = self.encoder(torch.sigmoid(logits[-1])) if self.feedback == "frame" else z_next
             h_t, state = self.cell(fed, state)
-            z_next = self.predictor(h_t)
+            z_next = self.predict(h_t, fed)
             latents.append(z_next)
         return torch.stack(latents, dim=1), (torch.stack(logits, dim=1) if logits else None)
 
