@@ -82,8 +82,8 @@ def test_bad_baseline_input_is_a_one_line_error():
         predict_frames("blur", context, 2, mean_frame())
     with pytest.raises(MatapError, match="mean frame"):
         predict_frames("mean_frame", context, 2, np.zeros((32, 32)))
-    with pytest.raises(MatapError, match="predict, rollout or reconstruct"):
-        evaluate_baselines(tiny_video(), mean_frame(), "autoencode", 2, 2)
+    with pytest.raises(MatapError, match="predict, rollout, reconstruct or autoencode"):
+        evaluate_baselines(tiny_video(), mean_frame(), "denoise", 2, 2)
 
 
 def test_scores_match_hand_computed_values():
@@ -200,11 +200,28 @@ def test_evaluate_prints_and_writes_the_baselines(smoke_run, tmp_path, capsys):
 
 
 def test_evaluate_without_baselines(smoke_run, tmp_path, capsys):
-    for args in (["--protocol", "predict", "--no-baselines"], ["--protocol", "autoencode"]):
+    for protocol in ("predict", "autoencode"):
         out = tmp_path / "eval.json"
-        assert main(["evaluate", str(smoke_run), *args, "--json", str(out)]) == 0
-        assert "beats black frames" not in capsys.readouterr().out
+        assert main(["evaluate", str(smoke_run), "--protocol", protocol, "--no-baselines", "--json", str(out)]) == 0
+        printed = capsys.readouterr().out
+        assert "beats black frames" not in printed and "against constant predictions" not in printed
         assert "baselines" not in json.loads(out.read_text())
+
+
+def test_autoencode_is_shown_beside_constant_frames(smoke_run, tmp_path, capsys):
+    from matap.data import generated_split
+
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(smoke_run), "--protocol", "autoencode", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert list(result["baselines"]) == ["black", "mean_frame"]
+    cfg = load_config("smoke", [])
+    frames = generated_split(cfg.data, "val").astype(np.float64) / 255             # every frame is a target
+    black = result["baselines"]["black"]
+    assert black["mse"]["per_timestep"] == pytest.approx((frames**2).sum(axis=(2, 3)).mean(0), rel=1e-5)
+    assert "against constant predictions of every frame" in printed
+    assert f"{'black frames':<14}{black['bce']['mean']:>10.4f}{black['ssim']['mean']:>10.4f}" in printed
 
 
 def drift_results(context: int = 4, horizon: int = 12) -> dict:

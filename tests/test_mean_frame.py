@@ -4,6 +4,7 @@ input, is scored beside the models in Table 1 of `compare --objective paper`."""
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from matap import metrics
@@ -13,10 +14,11 @@ from matap.config import load_config
 from matap.data import load_split
 
 
-def test_the_mean_frame_reconstructs_every_frame_alike():
+@pytest.mark.parametrize("protocol", ["reconstruct", "autoencode"])
+def test_the_mean_frame_reconstructs_every_frame_alike(protocol):
     cfg = load_config("smoke")
     videos, mean = load_split(cfg.data, "val"), mean_training_frame(cfg)
-    scores = evaluate_baselines(videos, mean, "reconstruct", batch_size=3)
+    scores = evaluate_baselines(videos, mean, protocol, batch_size=3)
     assert list(scores) == list(RECONSTRUCTION_BASELINES)
     frames = torch.from_numpy(np.asarray(videos, dtype=np.float32) / 255)           # (N, T, 64, 64)
     guess = torch.from_numpy(mean).float().expand_as(frames)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 BASELINES = ("black", "last_frame", "mean_frame")
 RECONSTRUCTION_BASELINES = ("black", "mean_frame")  # the ones that need no context: every frame predicted alike
+EVERY_FRAME_PROTOCOLS = ("reconstruct", "autoencode")  # every frame is a target: scored beside those baselines
 LABELS = {"black": "black frames", "last_frame": "last frame", "mean_frame": "mean frame"}
 MEAN_FRAME_SEQUENCES = 1000  # training sequences averaged into the mean frame (the first ones)
 HIGHER_IS_BETTER = ("ssim", "psnr")  # every other metric of FRAME_METRICS is an error: lower is better
@@ -91,12 +92,12 @@ def evaluate_baselines(videos: np.ndarray, mean_frame: np.ndarray, protocol: str
     a model under ``protocol``: baseline name -> a result of evaluate's layout.
 
     "predict" and "rollout": every baseline, on the ``horizon`` frames after ``context``.
-    "reconstruct" (the paper's protocol: every frame is a target): all-black frames and the mean
-    frame, the same frame for every input, as a model trained by the paper's objective is scored."""
+    "reconstruct" (the paper's protocol) and "autoencode" (every frame is a target): all-black frames and
+    the mean frame, the same frame for every input, as a model is scored under them."""
     from matap.evaluation import score
     from matap.registry import PROTOCOLS
 
-    if protocol == "reconstruct":
+    if protocol in EVERY_FRAME_PROTOCOLS:
         def every_frame(name: str) -> Callable[[Any], tuple[Any, Any]]:
             return lambda x: (predict_frames(name, x[:, :1], x.shape[1], mean_frame), x)  # (B, T, 1, H, W) each
 
@@ -104,7 +105,7 @@ def evaluate_baselines(videos: np.ndarray, mean_frame: np.ndarray, protocol: str
                 for name in RECONSTRUCTION_BASELINES}
     if protocol not in PROTOCOLS or not PROTOCOLS.get(protocol).future:
         future = ", ".join(name for name in PROTOCOLS if PROTOCOLS.get(name).future)
-        raise MatapError(f"baselines: protocol {future} or reconstruct, not {protocol!r}")
+        raise MatapError(f"baselines: protocol {future}, {' or '.join(EVERY_FRAME_PROTOCOLS)}, not {protocol!r}")
 
     def scorer(name: str) -> Callable[[Any], tuple[Any, Any]]:
         # x (B, T, 1, H, W) -> (prediction, target), both (B, horizon, 1, H, W)
@@ -186,6 +187,6 @@ def format_reconstruction(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BASELINES", "LABELS", "RECONSTRUCTION_BASELINES", "beats", "evaluate_baselines", "format_comparison",
+__all__ = ["BASELINES", "EVERY_FRAME_PROTOCOLS", "LABELS", "RECONSTRUCTION_BASELINES", "beats", "evaluate_baselines", "format_comparison",
            "format_reconstruction", "mean_training_frame", "means", "predict_frames", "verdict", "verdicts",
            "worse_than_black"]

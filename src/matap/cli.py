@@ -108,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "selection. The output names the checkpoint and the data scored. "
                                    "predict and rollout are shown beside trivial predictions of the same frames "
                                    "(all-black frames, the last context frame repeated, the mean training frame), "
-                                   "reconstruct (the paper's protocol) beside all-black frames and the mean training "
-                                   "frame as the reconstruction of every frame; scored alike and written under "
-                                   "\"baselines\" in --json.")
+                                   "reconstruct (the paper's protocol) and autoencode beside all-black frames and the "
+                                   "mean training frame as the reconstruction of every frame; scored alike and written "
+                                   "under \"baselines\" in --json.")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--protocol", default="predict", choices=PROTOCOLS, metavar="NAME",
                    help="what to score (default: predict)")
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--json", help="write the result, with per-timestep arrays, to this file")
     p.add_argument("--no-baselines", action="store_true",
-                   help="predict, rollout and reconstruct: skip the trivial baselines scored beside the model "
+                   help="skip the trivial baselines scored beside the model "
                         "(all-black frames, the last context frame, the mean training frame of the run's config)")
     p.set_defaults(handler=cmd_evaluate)
 
@@ -334,9 +334,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = args.data or f"{'validation' if args.split == 'val' else 'test'} split of the run's config"
     result.update({"checkpoint": str(path), "model": cfg.model.name, "objective": cfg.objective.name,
                    "data": data, "split": None if args.data else args.split})
-    if (protocol.future or args.protocol == "reconstruct") and not args.no_baselines:
-        from matap.baselines import evaluate_baselines, mean_training_frame
+    from matap.baselines import EVERY_FRAME_PROTOCOLS, evaluate_baselines, mean_training_frame
 
+    if (protocol.future or args.protocol in EVERY_FRAME_PROTOCOLS) and not args.no_baselines:
         scores = evaluate_baselines(videos, mean_training_frame(cfg), args.protocol, context, horizon,
                                     cfg.eval.batch_size, args.device)
         result["baselines"] = {name: value["metrics"] for name, value in scores.items()}
@@ -345,7 +345,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if "baselines" in result:
         from matap.baselines import format_comparison, format_reconstruction
 
-        print("\n" + (format_reconstruction(result) if args.protocol == "reconstruct" else format_comparison(result)))
+        print("\n" + (format_comparison(result) if protocol.future else format_reconstruction(result)))
     if args.json:
         from matap.atomic import atomic_write
 
