@@ -187,6 +187,6 @@ def format_reconstruction(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BASELINES", "EVERY_FRAME_PROTOCOLS", "LABELS", "RECONSTRUCTION_BASELINES", "beats", "evaluate_baselines", "format_comparison",
-           "format_reconstruction", "mean_training_frame", "means", "predict_frames", "verdict", "verdicts",
-           "worse_than_black"]
+__all__ = ["BASELINES", "EVERY_FRAME_PROTOCOLS", "LABELS", "RECONSTRUCTION_BASELINES", "beats", "evaluate_baselines",
+           "format_comparison", "format_reconstruction", "mean_training_frame", "means", "predict_frames", "verdict",
+           "verdicts", "worse_than_black"]
