@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from matap.config import DataConfig
-from matap.data import generate, generated_split, load_split, load_videos, make_loader
+from matap.data import VideoDataset, generate, generated_split, load_split, load_videos, make_loader
 from matap.data.digits import load_digits, read_idx_images
 from matap.data.sets import checksum_path
 from matap.errors import MatapError
@@ -98,6 +98,27 @@ def test_loader_yields_uint8_batches_in_a_seeded_order():
     assert first == again and sorted(sum(first, [])) == list(range(10))
     loader.sampler.set_epoch(1)
     assert [b[:, 0, 0, 0].tolist() for b in loader] != first
+
+
+def test_a_cached_set_is_read_without_mapping_it_into_memory(tmp_path):
+    cfg = DataConfig(train_size=6, val_size=2, seq_len=5, cache_dir=str(tmp_path))
+    generated_split(cfg, "train")
+    cached = generated_split(cfg, "train")        # memory-mapped from the verified cache file
+    dataset = VideoDataset(cached)
+    assert dataset._file is not None               # read with pread, not through the mapping
+    expected = np.array(cached)
+    for indices in ([0], [5, 1, 3], [2, 2], [-1]):
+        np.testing.assert_array_equal(dataset.__getitems__(indices).numpy(), expected[indices])
+    np.testing.assert_array_equal(dataset[4].numpy(), expected[4])
+    batches = [b.numpy() for b in make_loader(cached, 4, shuffle=True, seed=3)]
+    in_memory = [b.numpy() for b in make_loader(expected, 4, shuffle=True, seed=3)]
+    assert len(batches) == len(in_memory) == 2
+    for a, b in zip(batches, in_memory):
+        np.testing.assert_array_equal(a, b)
+    assert VideoDataset(cached[1:])._file is None and VideoDataset(expected)._file is None  # a slice, an array
+    np.testing.assert_array_equal(VideoDataset(cached[1:]).__getitems__([0]).numpy(), expected[[1]])
+    with pytest.raises(IndexError):
+        dataset.__getitems__([6])
 
 
 # --- user files -------------------------------------------------------------------------

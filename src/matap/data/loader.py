@@ -4,6 +4,7 @@ the training step converts them, which keeps loading cheap."""
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -13,25 +14,69 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from matap.data.moving_mnist import generate
 
 
+def _file_backed(videos: np.ndarray) -> tuple[str, int] | None:
+    """(file name, byte offset of the first sequence) when ``videos`` is a whole C-ordered array
+    memory-mapped from a file, as cached sets are loaded; None for anything else (slices included)."""
+    if not isinstance(videos, np.memmap) or not videos.filename or not videos.flags.c_contiguous:
+        return None
+    try:
+        whole = np.load(videos.filename, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(whole, np.memmap) or whole.shape != videos.shape or whole.dtype != videos.dtype:
+        return None
+    return videos.filename, whole.offset
+
+
 class VideoDataset(Dataset):
-    """Map-style dataset over an (N, T, H, W) uint8 array (memory-mapped or not)."""
+    """Map-style dataset over an (N, T, H, W) uint8 array (memory-mapped or not).
+
+    A whole memory-mapped file (a cached set) is read with ``os.pread`` rather than through the
+    mapping: the file's pages then stay in the page cache, outside the process's resident memory,
+    instead of adding the whole set to it once an epoch has touched every sequence."""
 
     def __init__(self, videos: np.ndarray) -> None:
         self.videos = videos
+        self._file = _file_backed(videos)
+        self._row_bytes = int(np.prod(videos.shape[1:])) * videos.dtype.itemsize
+        self._fd: int | None = None
 
     def __len__(self) -> int:
         return len(self.videos)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return torch.from_numpy(np.array(self.videos[index]))  # (T, H, W) uint8
+        return self.__getitems__([index])[0]  # (T, H, W) uint8
 
     def __getitems__(self, indices: Sequence[int]) -> torch.Tensor:
+        if self._file is not None:
+            return torch.from_numpy(self._read(indices))  # (B, T, H, W) uint8
         # One fancy-indexed read per batch instead of one per sequence.
         order = np.argsort(indices)
         sorted_idx = np.asarray(indices)[order]
         batch = np.empty((len(indices),) + self.videos.shape[1:], dtype=np.uint8)
         batch[order] = self.videos[sorted_idx]
         return torch.from_numpy(batch)  # (B, T, H, W) uint8
+
+    def _read(self, indices: Sequence[int]) -> np.ndarray:
+        n = len(self.videos)
+        batch = np.empty((len(indices),) + self.videos.shape[1:], dtype=self.videos.dtype)
+        if self._fd is None:
+            self._fd = os.open(self._file[0], os.O_RDONLY)
+        for row, index in zip(batch, indices):
+            index = int(index)
+            if not -n <= index < n:
+                raise IndexError(f"sequence {index} out of range for {n} videos")
+            offset = self._file[1] + (index % n) * self._row_bytes
+            if os.preadv(self._fd, [memoryview(row).cast("B")], offset) != self._row_bytes:
+                raise OSError(f"{self._file[0]}: short read at byte {offset} (was the file truncated?)")
+        return batch
+
+    def __getstate__(self) -> dict[str, Any]:  # for worker processes: each opens the file itself
+        return {**self.__dict__, "_fd": None}
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
 
 
 def _keep_batch(batch: torch.Tensor) -> torch.Tensor:
