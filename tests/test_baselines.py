@@ -197,6 +197,17 @@ def test_evaluate_prints_and_writes_the_baselines(smoke_run, tmp_path, capsys):
         (target**2).sum(axis=(2, 3)).mean(0), rel=1e-5)
     assert result["baselines"]["mean_frame"]["mse"]["per_timestep"] == pytest.approx(
         ((target - mean_training_frame(cfg)) ** 2).sum(axis=(2, 3)).mean(0), rel=1e-5)
+    # SSIM split by window: black frames get every empty window whole; the two parts add up to SSIM.
+    import torch
+    from torch.nn.functional import max_pool2d
+
+    empty = (max_pool2d(torch.from_numpy(target).flatten(0, 1)[:, None], 11, stride=1) == 0).double()
+    assert result["baselines"]["black"]["ssim_empty"]["per_timestep"] == pytest.approx(
+        empty.view(len(target), 4, -1).mean(-1).mean(0).numpy(), rel=1e-5)
+    for metrics in [result["metrics"], *result["baselines"].values()]:
+        assert [a + b for a, b in zip(metrics["ssim_empty"]["per_timestep"], metrics["ssim_digits"]["per_timestep"])] \
+            == pytest.approx(metrics["ssim"]["per_timestep"], rel=1e-5)
+    assert "SSIM split by window" in printed
 
 
 def test_evaluate_without_baselines(smoke_run, tmp_path, capsys):

@@ -63,3 +63,21 @@ def test_bce_matches_logits_version():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError):
         metrics.ssim(torch.rand(2, 64, 64), torch.rand(3, 64, 64))
+
+
+def test_ssim_splits_into_empty_and_digit_windows():
+    target = torch.zeros(2, 1, 64, 64)
+    target[:, :, 30:33, 40:43] = 0.3                      # one faint 3x3 stroke per frame: it counts as a digit
+    black = torch.zeros_like(target)
+    # Valid 11x11 windows start at 0..53 on each axis; those starting at 20..32 (rows) and 30..42
+    # (columns) hold a pixel of the stroke: 13 x 13 of the 54 x 54.
+    empty_share = 1 - 13 * 13 / (54 * 54)
+    torch.testing.assert_close(metrics.ssim_empty(black, target), torch.full((2,), empty_share))
+    blurred = torch.nn.functional.avg_pool2d(target, 5, stride=1, padding=2)
+    for pred in (black, blurred, target, torch.rand_like(target)):
+        torch.testing.assert_close(metrics.ssim_empty(pred, target) + metrics.ssim_digits(pred, target),
+                                   metrics.ssim(pred, target))
+    # The blur spreads grey into windows that are empty in the truth: it loses there what it gains on the stroke.
+    assert metrics.ssim_empty(blurred, target).max() < empty_share
+    assert (metrics.ssim_digits(blurred, target) > metrics.ssim_digits(black, target)).all()
+    torch.testing.assert_close(metrics.ssim_digits(target, target), torch.full((2,), 13 * 13 / (54 * 54)))

@@ -31,7 +31,7 @@ RECONSTRUCTION_BASELINES = ("black", "mean_frame")  # the ones that need no cont
 EVERY_FRAME_PROTOCOLS = ("reconstruct", "autoencode")  # every frame is a target: scored beside those baselines
 LABELS = {"black": "black frames", "last_frame": "last frame", "mean_frame": "mean frame"}
 MEAN_FRAME_SEQUENCES = 1000  # training sequences averaged into the mean frame (the first ones)
-HIGHER_IS_BETTER = ("ssim", "psnr")  # every other metric of FRAME_METRICS is an error: lower is better
+HIGHER_IS_BETTER = ("ssim", "ssim_empty", "ssim_digits", "psnr")  # every other metric of FRAME_METRICS is an error: lower is better
 VERDICT_METRICS = {"ssim": ("SSIM", 3), "mse": ("MSE", 1)}  # metric -> (name, decimals) in verdicts
 
 
@@ -171,6 +171,11 @@ def format_comparison(result: Mapping[str, Any]) -> str:
                  f"{m['bce']['mean']:.4f}", f"{ssim[0]:.4f}", f"{ssim[-1]:.4f}", f"{mse[0]:.1f}", f"{mse[-1]:.1f}"]
         lines.append(f"{name:<{width}}" + "".join(f"{c:>11}" for c in cells))
     lines += [f"beats {LABELS[name]}: {verdicts(model, means(result['baselines'][name]))}" for name in BASELINES]
+    if all("ssim_empty" in m for _, m in rows):  # results written before the split lack it
+        lines.append("SSIM split by window: from windows where the truth is empty (black frames get all of this part)"
+                     " + from windows with a digit:")
+        lines += [f"  {name.split(' (')[0]:<{width}}{m['ssim_empty']['mean']:.4f} + {m['ssim_digits']['mean']:.4f}"
+                  for name, m in rows]
     return "\n".join(lines)
 
 

@@ -131,6 +131,8 @@ METRIC_LABELS = {
     "mae": "MAE (per frame, sum over pixels)",
     "mae_px": "MAE (per pixel)",
     "ssim": "SSIM (tf.image.ssim)",
+    "ssim_empty": "  of it, from empty windows",
+    "ssim_digits": "  of it, from windows with a digit",
     "psnr": "PSNR (dB)",
 }
 

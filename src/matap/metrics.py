@@ -53,6 +53,21 @@ def _blur_matrix(n: int, device: torch.device) -> torch.Tensor:
     return band
 
 
+def _ssim_map(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
+    """SSIM of every valid 11x11 window, (N, H-10, W-10), the target's frames (N, 1, H, W) and the
+    leading shape of the input."""
+    x, y, lead = _frames(pred, target)                                   # (N, 1, H, W)
+    blur_h, blur_w = _blur_matrix(x.shape[-2], x.device), _blur_matrix(x.shape[-1], x.device)
+    moments = torch.cat([x, y, x * x, y * y, x * y], dim=1)              # (N, 5, H, W)
+    mu_x, mu_y, e_xx, e_yy, e_xy = (blur_h @ moments @ blur_w.T).unbind(1)  # each (N, H-10, W-10)
+    c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
+    var_x, var_y, cov = e_xx - mu_x**2, e_yy - mu_y**2, e_xy - mu_x * mu_y
+    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+    contrast_structure = (2 * cov + c2) / (var_x + var_y + c2)
+    return luminance * contrast_structure, y, lead
+
+
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """SSIM per frame, as ``tf.image.ssim`` computes it.
 
@@ -62,15 +77,28 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
     function behind the paper's numbers; ``pytorch_msssim.ssim`` and
     scikit-image's Gaussian SSIM agree with it.
     """
-    x, y, lead = _frames(pred, target)                                   # (N, 1, H, W)
-    blur_h, blur_w = _blur_matrix(x.shape[-2], x.device), _blur_matrix(x.shape[-1], x.device)
-    moments = torch.cat([x, y, x * x, y * y, x * y], dim=1)              # (N, 5, H, W)
-    mu_x, mu_y, e_xx, e_yy, e_xy = (blur_h @ moments @ blur_w.T).unbind(1)  # each (N, H-10, W-10)
-    c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
-    var_x, var_y, cov = e_xx - mu_x**2, e_yy - mu_y**2, e_xy - mu_x * mu_y
-    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
-    contrast_structure = (2 * cov + c2) / (var_x + var_y + c2)
-    return (luminance * contrast_structure).mean(dim=(-2, -1)).view(lead)
+    windows, _, lead = _ssim_map(pred, target, data_range)
+    return windows.mean(dim=(-2, -1)).view(lead)
+
+
+def _empty_windows(target: torch.Tensor) -> torch.Tensor:
+    """(N, H-10, W-10) bool: the valid 11x11 windows in which every pixel of the target is 0."""
+    return F.max_pool2d(target, _WINDOW, stride=1).squeeze(1) <= 0
+
+
+def ssim_empty(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The part of each frame's SSIM that comes from the windows where the target is empty (all 0):
+    their SSIM summed, over the number of all windows. All-black frames score the share of such
+    windows; ``ssim_empty + ssim_digits == ssim``."""
+    windows, y, lead = _ssim_map(pred, target)
+    return (windows * _empty_windows(y)).mean(dim=(-2, -1)).view(lead)
+
+
+def ssim_digits(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The rest of each frame's SSIM: the part from the windows that hold some of a digit (a pixel above 0
+    in the target), over the number of all windows."""
+    windows, y, lead = _ssim_map(pred, target)
+    return (windows * ~_empty_windows(y)).mean(dim=(-2, -1)).view(lead)
 
 
 def mse_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -123,6 +151,8 @@ FRAME_METRICS = {
     "mae": mae_per_frame,
     "mae_px": mae_per_pixel,
     "ssim": ssim,
+    "ssim_empty": ssim_empty,
+    "ssim_digits": ssim_digits,
     "psnr": psnr,
 }
 """The metrics of ``matap evaluate``: name -> per-frame function of (pred, target)."""
