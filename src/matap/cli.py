@@ -110,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(all-black frames, the last context frame repeated, the mean training frame), "
                                    "reconstruct (the paper's protocol) and autoencode beside all-black frames and the "
                                    "mean training frame as the reconstruction of every frame; scored alike and written "
-                                   "under \"baselines\" in --json.")
+                                   "under \"baselines\" in --json. SSIM is also split into the part from windows "
+                                   "where the truth is empty and the part from windows with a digit (ssim_empty, "
+                                   "ssim_digits).")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--protocol", default="predict", choices=PROTOCOLS, metavar="NAME",
                    help="what to score (default: predict)")
