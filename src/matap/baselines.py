@@ -31,7 +31,8 @@ RECONSTRUCTION_BASELINES = ("black", "mean_frame")  # the ones that need no cont
 EVERY_FRAME_PROTOCOLS = ("reconstruct", "autoencode")  # every frame is a target: scored beside those baselines
 LABELS = {"black": "black frames", "last_frame": "last frame", "mean_frame": "mean frame"}
 MEAN_FRAME_SEQUENCES = 1000  # training sequences averaged into the mean frame (the first ones)
-HIGHER_IS_BETTER = ("ssim", "ssim_empty", "ssim_digits", "psnr")  # every other metric of FRAME_METRICS is an error: lower is better
+# Every other metric of FRAME_METRICS is an error: lower is better.
+HIGHER_IS_BETTER = ("ssim", "ssim_empty", "ssim_digits", "psnr")
 VERDICT_METRICS = {"ssim": ("SSIM", 3), "mse": ("MSE", 1)}  # metric -> (name, decimals) in verdicts
 
 
