@@ -19,7 +19,7 @@ import torch
 
 from matap.data import to_frames
 from matap.errors import MatapError
-from matap.metrics import FRAME_METRICS
+from matap.metrics import frame_scores
 from matap.models import LatentVideoModel
 from matap.models.fuse import fold_batchnorm
 from matap.registry import PROTOCOLS
@@ -108,8 +108,8 @@ def score(videos: np.ndarray, predict: Callable[[torch.Tensor], tuple[torch.Tens
         batch = torch.from_numpy(np.array(videos[start:start + batch_size])).to(device)
         x = to_frames(batch)
         pred, target = predict(x)
-        for name, fn in FRAME_METRICS.items():
-            per_t = fn(pred, target).double().sum(0).cpu()  # (T',)
+        for name, value in frame_scores(pred, target).items():
+            per_t = value.double().sum(0).cpu()  # (T',)
             sums[name] = sums[name] + per_t if name in sums else per_t
         count += x.shape[0]
         if progress:

@@ -55,8 +55,9 @@ def _blur_matrix(n: int, device: torch.device) -> torch.Tensor:
 
 def _ssim_map(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
-    """SSIM of every valid 11x11 window, (N, H-10, W-10), the target's frames (N, 1, H, W) and the
-    leading shape of the input."""
+    """SSIM of every valid 11x11 window, (N, H-10, W-10); which of those windows are empty in the
+    target (every pixel 0: the Gaussian weights are all positive, so exactly where the window's
+    weighted mean is 0), same shape, bool; and the leading shape of the input."""
     x, y, lead = _frames(pred, target)                                   # (N, 1, H, W)
     blur_h, blur_w = _blur_matrix(x.shape[-2], x.device), _blur_matrix(x.shape[-1], x.device)
     moments = torch.cat([x, y, x * x, y * y, x * y], dim=1)              # (N, 5, H, W)
@@ -65,7 +66,7 @@ def _ssim_map(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
     var_x, var_y, cov = e_xx - mu_x**2, e_yy - mu_y**2, e_xy - mu_x * mu_y
     luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
     contrast_structure = (2 * cov + c2) / (var_x + var_y + c2)
-    return luminance * contrast_structure, y, lead
+    return luminance * contrast_structure, mu_y <= 0, lead
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
@@ -81,24 +82,26 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
     return windows.mean(dim=(-2, -1)).view(lead)
 
 
-def _empty_windows(target: torch.Tensor) -> torch.Tensor:
-    """(N, H-10, W-10) bool: the valid 11x11 windows in which every pixel of the target is 0."""
-    return F.max_pool2d(target, _WINDOW, stride=1).squeeze(1) <= 0
+def ssim_parts(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> dict[str, torch.Tensor]:
+    """SSIM per frame and its two parts, from one SSIM map: "ssim"; "ssim_empty", the SSIM of the windows
+    where the target is empty (all 0) summed over the number of all windows (all-black frames score the
+    share of such windows); "ssim_digits", the rest, from the windows that hold some of a digit."""
+    windows, empty, lead = _ssim_map(pred, target, data_range)
+    from_empty = (windows * empty).mean(dim=(-2, -1))
+    from_digits = (windows * ~empty).mean(dim=(-2, -1))
+    return {"ssim": windows.mean(dim=(-2, -1)).view(lead), "ssim_empty": from_empty.view(lead),
+            "ssim_digits": from_digits.view(lead)}
 
 
 def ssim_empty(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The part of each frame's SSIM that comes from the windows where the target is empty (all 0):
-    their SSIM summed, over the number of all windows. All-black frames score the share of such
-    windows; ``ssim_empty + ssim_digits == ssim``."""
-    windows, y, lead = _ssim_map(pred, target)
-    return (windows * _empty_windows(y)).mean(dim=(-2, -1)).view(lead)
+    """The part of each frame's SSIM from the windows where the target is empty (:func:`ssim_parts`);
+    ``ssim_empty + ssim_digits == ssim``."""
+    return ssim_parts(pred, target)["ssim_empty"]
 
 
 def ssim_digits(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The rest of each frame's SSIM: the part from the windows that hold some of a digit (a pixel above 0
-    in the target), over the number of all windows."""
-    windows, y, lead = _ssim_map(pred, target)
-    return (windows * ~_empty_windows(y)).mean(dim=(-2, -1)).view(lead)
+    """The part of each frame's SSIM from the windows that hold some of a digit (:func:`ssim_parts`)."""
+    return ssim_parts(pred, target)["ssim_digits"]
 
 
 def mse_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -156,3 +159,9 @@ FRAME_METRICS = {
     "psnr": psnr,
 }
 """The metrics of ``matap evaluate``: name -> per-frame function of (pred, target)."""
+
+
+def frame_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every metric of FRAME_METRICS per frame, in its order, with the three SSIM figures from one SSIM map."""
+    parts = ssim_parts(pred, target)
+    return {name: parts[name] if name in parts else fn(pred, target) for name, fn in FRAME_METRICS.items()}
