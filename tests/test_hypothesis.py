@@ -53,6 +53,24 @@ def test_capacity_doubles_the_budget_the_preset_has():
     assert timed["d64"][1] == [] and timed["d128"][1] == ["model.latent_dim=128"]
 
 
+def test_a_level_that_leaves_the_preset_as_it_is_reuses_the_runs_of_compare(tmp_path):
+    runs = tmp_path / "runs"
+    assert main(["compare", "--config", "smoke", "--out", str(tmp_path / "c"), "--runs", str(runs),
+                 "--seeds", "0", "train.epochs=3"]) == 0
+    trained = {p.name: (p / "history.csv").read_text() for p in runs.iterdir()}
+    assert sorted(trained) == ["gru-seed0", "matap-seed0"]
+    out = tmp_path / "schedule"
+    assert main(["hypothesis", "--hypothesis", "schedule", "--config", "smoke", "--out", str(out), "--runs", str(runs),
+                 "--seeds", "0", "train.epochs=3"]) == 0
+    # the smoke preset's schedule is "none": the constant level is compare's runs, the two others are new
+    assert sorted(p.name for p in runs.iterdir()) == sorted(
+        [*trained, *(f"{m}-{level}-seed0" for m in ("gru", "matap") for level in ("cosine", "restarts"))])
+    assert all((runs / name / "history.csv").read_text() == history for name, history in trained.items())
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_trained"] == 4 and results["num_runs"] == 6
+    assert len(results["scores"]["constant"]["matap"]["ssim"]) == 1
+
+
 def test_schedule_needs_epochs_to_count_reversals(tmp_path, capsys):
     assert main(["hypothesis", "--hypothesis", "schedule", "--config", "smoke", "--out", str(tmp_path / "s"),
                  "--seeds", "0", "train.epochs=2"]) == 2
@@ -64,8 +82,9 @@ def test_digits_study_scores_each_level_beside_its_own_baselines(tmp_path):
     assert main(["hypothesis", "--hypothesis", "digits", "--config", "smoke", "--out", str(out),
                  "--seeds", "0", "1", "train.epochs=1"]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert sorted(p.name for p in (out / "runs").iterdir()) == [
-        f"{m}-{level}-seed{s}" for m in ("gru", "matap") for level in ("digits2", "digits3") for s in (0, 1)]
+    # 2 digits is the smoke preset as it is: those runs are the ones compare trains, and share its names
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(
+        f"{m}{level}-seed{s}" for m in ("gru", "matap") for level in ("", "-digits3") for s in (0, 1))
     assert [c["id"] for c in results["claims"]] == ["occlusion-ssim", "occlusion-mse"]
     assert all(c["verdict"] in ("holds", "does not hold", "inconclusive") for c in results["claims"])
     black = {level: b["black"]["ssim"]["mean"] for level, b in results["level_baselines"].items()}

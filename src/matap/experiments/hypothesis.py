@@ -153,8 +153,18 @@ def _levels(spec: Spec) -> dict[str, tuple[str, list[str]]]:
                                                                     spec.seeds[0]))
 
 
+def _run_names(spec: Spec) -> dict[str, str]:
+    """Level -> the prefix of its runs' names: "" for a level that leaves the preset as it is (its runs
+    are those compare and drift train, ``matap-seed0``, and are shared with them under the same --runs),
+    else "-LEVEL" (``matap-digits3-seed0``)."""
+    preset = run_config(spec.preset, list(spec.overrides), [], spec.seeds[0]).to_dict()
+    return {level: "" if run_config(spec.preset, list(spec.overrides), o, spec.seeds[0]).to_dict() == preset
+            else f"-{level}" for level, (_, o) in _levels(spec).items()}
+
+
 def _variants(spec: Spec) -> dict[str, list[str]]:
-    return {f"{model}-{level}": [*overrides, *level_overrides]
+    names = _run_names(spec)
+    return {f"{model}{names[level]}": [*overrides, *level_overrides]
             for level, (_, level_overrides) in _levels(spec).items() for model, overrides in MODELS.items()}
 
 
@@ -176,7 +186,7 @@ def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]
     """Per level, model and seed: the scored metrics (mean over the predicted frames), the per-frame
     curves, the baselines of the level's own sequences, the oscillations; then the claims."""
     name = spec.options["hypothesis"]
-    h, levels = HYPOTHESES[name], _levels(spec)
+    h, levels, names = HYPOTHESES[name], _levels(spec), _run_names(spec)
     seq_len = CONTEXT + h.horizon
     out: dict[str, Any] = {"hypothesis": name, "context": CONTEXT, "horizon": h.horizon, "protocol": h.protocol,
                            "levels": {level: {"label": label, "overrides": o} for level, (label, o) in levels.items()},
@@ -190,14 +200,14 @@ def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]
             protocols = {h.protocol: (CONTEXT, h.horizon)}
             if name == "capacity":
                 protocols["reconstruct"] = (CONTEXT, h.horizon)
-            scored = [evaluate_run(r.run_dir, protocols, seq_len=seq_len) for r in runs[f"{model}-{level}"]]
+            scored = [evaluate_run(r.run_dir, protocols, seq_len=seq_len) for r in runs[f"{model}{names[level]}"]]
             metrics = [s[h.protocol]["metrics"] for s in scored]
             out["scores"][level][model] = {m: [x[m]["mean"] for x in metrics] for m in METRICS}
             out["curves"][level][model] = {m: [x[m]["per_timestep"] for x in metrics] for m in METRICS}
             if name == "capacity":
                 out["reconstruction"][level][model] = {m: [s["reconstruct"]["metrics"][m]["mean"] for s in scored]
                                                        for m in METRICS}
-            out["oscillation"][level][model] = [stats.oscillation(r.column("val_ssim")) for r in runs[f"{model}-{level}"]]
+            out["oscillation"][level][model] = [stats.oscillation(r.column("val_ssim")) for r in runs[f"{model}{names[level]}"]]
         level_cfg = run_config(spec.preset, [*spec.overrides, *overrides], [], spec.seeds[0])
         out["level_baselines"][level] = _level_baselines(level_cfg, h.protocol, h.horizon)
     out["claims"] = [c.to_json() for c in h.claims(out)]
@@ -227,7 +237,7 @@ def _pictures(spec: Spec, results: dict[str, Any], runs: dict[str, list[Run]]) -
     draw_figure(results, spec.out)
     tested = list(results["levels"])[1]  # the level the paper names
     files = {"figure": "hypothesis.png"}
-    files.update(sample_pictures({model: runs[f"{model}-{tested}"] for model in MODELS}, spec.out,
+    files.update(sample_pictures({model: runs[f"{model}{_run_names(spec)[tested]}"] for model in MODELS}, spec.out,
                                  results["context"], results["horizon"], num=2))
     return files
 
