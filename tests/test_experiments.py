@@ -106,6 +106,27 @@ def test_a_second_invocation_reuses_the_runs_and_report_renders_again(experiment
     assert (out / "report.md").read_text() == rendered
 
 
+@pytest.mark.parametrize("name", ["compare", "ablate", "drift"])
+def test_reports_say_what_their_rollouts_feed_back(experiments, tmp_path, name):
+    """The smoke preset rolls out in latent space; with model.rollout_feedback=frame the same report says that
+    the decoded frames go back in, and a results.json that predates the record reads as latent rollouts."""
+    results = json.loads((experiments / name / "results.json").read_text())
+    assert results["feedback"] == "latent"
+    assert "in latent space" in (experiments / name / "report.md").read_text()
+    for feedback, words in (("frame", "feeding the encoding of each decoded frame back into the cell"),
+                            (None, "in latent space")):
+        folder = tmp_path / str(feedback)
+        folder.mkdir()
+        edited = {k: v for k, v in results.items() if k != "feedback"}
+        if feedback:
+            edited["feedback"] = feedback
+        (folder / "results.json").write_text(json.dumps(edited))
+        assert main(["report", str(folder)]) == 0
+        report = (folder / "report.md").read_text()
+        assert words in report
+        assert feedback != "frame" or "in latent space" not in report
+
+
 def test_ablate_reports_each_variant(experiments):
     out = experiments / "ablate"
     results = json.loads((out / "results.json").read_text())

@@ -55,7 +55,8 @@ PROTOCOLS.register("autoencode")(Protocol(
     lambda model, x, context, horizon: (torch.sigmoid(model.decode(model.encode(x), x)), x),
     "decode(encode(x_t)) against x_t: the spatial path alone", future=False))
 PROTOCOLS.register("predict")(Protocol(
-    _rolled_out, "context frames in, horizon frames rolled out in latent space against the true future "
+    _rolled_out, "context frames in, horizon frames rolled out (in latent space, or through the decoded frames "
+    "with model.rollout_feedback=frame) against the true future "
     "(10 -> 10 by default)", future=True))
 PROTOCOLS.register("rollout")(Protocol(
     _rolled_out, "as predict, for any horizon (90 by default), to show drift", future=True, horizon=90))

@@ -12,8 +12,8 @@ from matap.atomic import atomic_write
 from matap.errors import MatapError
 from matap.experiments import stats
 from matap.experiments.claims import Claim, judge, verdict_table
-from matap.experiments.report import (SPLIT_NAMES, baseline_rows, evaluate_run, header, model_label, scored_split,
-                                      table, versus_baselines)
+from matap.experiments.report import (SPLIT_NAMES, baseline_rows, evaluate_run, header, model_label, rolled_out,
+                                      scored_split, table, versus_baselines)
 from matap.experiments.runner import Experiment, Spec, evaluation_fits
 from matap.experiments.runs import Run
 from matap.registry import CELLS, EXPERIMENTS, OBJECTIVES
@@ -153,7 +153,7 @@ def render(r: dict[str, Any]) -> str:
              f"standard deviation over {len(r['seeds'])} seed(s), of the final epoch unless the column says "
              "otherwise. 'val BCE' is the validation "
              f"frame term (`{r['frame_term']}`), 'val SSIM' the {r['headline_ssim']}; the {ev['context']} -> "
-             f"{ev['horizon']} columns roll the final model (last.ckpt) out in latent space on the "
+             f"{ev['horizon']} columns roll the final model (last.ckpt) out {rolled_out(r)} on the "
              f"{SPLIT_NAMES[r.get('split', 'val')]} set; the "
              "'trivial' rows predict the same frames without a model (see 'Against trivial predictions').", ""]
     k_rows = [[model_label(str(MEMORY_SIZES[name]), per_seed[name], baselines), PAPER_TABLE5[name],

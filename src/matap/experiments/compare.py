@@ -13,7 +13,7 @@ from matap.baselines import LABELS, RECONSTRUCTION_BASELINES
 from matap.experiments import stats
 from matap.experiments.claims import Claim, judge, verdict_table
 from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run,
-                                      header, model_label, sample_pictures, scored_split, table,
+                                      header, model_label, rolled_out, sample_pictures, scored_split, table,
                                       versus_baselines)
 from matap.experiments.runner import MODELS, Experiment, Spec, evaluation_fits, with_overrides
 from matap.experiments.runs import Run
@@ -380,7 +380,7 @@ def render(r: dict[str, Any]) -> str:
     parts += ["## Beyond the paper: prediction", "",
               f"The final model of each seed (last.ckpt) on the {SPLIT_NAMES[r.get('split', 'val')]} set: the "
               "spatial path alone (decode(encode(x)), "
-              f"'AE') and {ev['context']} -> {ev['horizon']} prediction rolled out in latent space (the standard "
+              f"'AE') and {ev['context']} -> {ev['horizon']} prediction rolled out {rolled_out(r)} (the standard "
               "benchmark task). MSE and MAE are per frame, summed over its pixels. "
               + ("The 'trivial' rows predict the same frames without a model (see 'Against trivial predictions')."
                  if baselines is not None else "Trivial baselines: not recorded in this results.json."), "",

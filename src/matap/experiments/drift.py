@@ -14,7 +14,7 @@ from matap.errors import MatapError
 from matap.experiments import stats
 from matap.experiments.claims import Claim, how_judged, judge, verdict_table
 from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run, header,
-                                      model_label, sample_pictures, scored_split, table, versus_baselines)
+                                      model_label, rolled_out, sample_pictures, scored_split, table, versus_baselines)
 from matap.experiments.runner import MODELS, Experiment, Spec
 from matap.experiments.runs import Run
 from matap.registry import EXPERIMENTS
@@ -124,7 +124,8 @@ def render(r: dict[str, Any]) -> str:
                 for name in ("matap", "gru")}
     marks = sorted({t for t in (1, inside, 10, 25, 50, 75, 90, H) if 1 <= t <= H})
     parts = [header(r, f"Latent drift: {r['context']} -> {H} frames"),
-             f"Both models were trained on {r['train_len']}-frame sequences and are rolled out {H} frames in latent space from "
+             f"Both models were trained on {r['train_len']}-frame sequences and are rolled out {H} frames "
+             f"{rolled_out(r)} from "
              f"{r['context']} context frames of {SPLIT_NAMES[r.get('split', 'val')]} sequences (the final model of "
              "each seed, last.ckpt). Per-frame values are means over sequences, "
              f"then mean ± std over {n} seed(s). "

@@ -131,7 +131,16 @@ def base_results(kind: str, spec: Any, cfg: Any) -> dict[str, Any]:
             "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "data": data_description(cfg, scored_split(cfg)), "split": scored_split(cfg),
             "train": {"epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "lr": cfg.train.lr,
-                      "schedule": cfg.train.schedule, "precision": cfg.train.precision}}
+                      "schedule": cfg.train.schedule, "precision": cfg.train.precision},
+            "feedback": cfg.model.rollout_feedback}
+
+
+def rolled_out(results: dict[str, Any]) -> str:
+    """How the report's rollouts feed each prediction back into the cell, in words (model.rollout_feedback;
+    a results.json written before it was recorded holds latent rollouts, the only kind there was)."""
+    if results.get("feedback", "latent") == "frame":
+        return "feeding the encoding of each decoded frame back into the cell"
+    return "in latent space"
 
 
 def write(out: Path, results: dict[str, Any]) -> Path:
