@@ -48,7 +48,7 @@ def test_schedule_claims_read_the_baseline_s_oscillations():
 
 def test_capacity_doubles_the_budget_the_preset_has():
     timed = HYPOTHESES["capacity"].levels(load_config("quick"))
-    counted = HYPOTHESES["capacity"].levels(load_config("study"))
+    counted = HYPOTHESES["capacity"].levels(load_config("small"))
     assert timed["budget2x"][1] == ["train.max_time=18"] and counted["budget2x"][1] == ["train.epochs=16"]
     assert timed["d64"][1] == [] and timed["d128"][1] == ["model.latent_dim=128"]
 
