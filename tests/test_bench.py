@@ -14,7 +14,7 @@ from matap.bench.report import RESULT_KEYS
 from matap.bench.settings import resolve
 from matap.errors import MatapError
 from matap.evaluation import reconstruct
-from matap.machine import bf16_native
+from matap.machine import bf16_pays
 
 MODELS = ("matap", "gru")
 
@@ -40,7 +40,7 @@ def test_quick_run_reports_every_key_for_both_models(tmp_path, capsys):
     assert math.isfinite(report["matmul_bf16_gflops"]) and report["matmul_bf16_gflops"] > 0
     precision = report["settings"]["precision"]  # --precision auto, resolved as train.precision=auto is
     assert report["settings"]["precision_requested"] == "auto"
-    assert precision == ("bf16" if bf16_native("cpu") else "fp32")
+    assert precision == ("bf16" if bf16_pays("cpu") else "fp32")
     ceiling = report["matmul_bf16_gflops" if precision == "bf16" else "matmul_gflops"]
     assert f"fractions against the {precision} ceiling" in table
     assert set(report["results"]) == set(MODELS)
@@ -76,7 +76,7 @@ def test_quick_fills_only_what_is_not_given():
     assert (settings["batch_size"], settings["repeats"], settings["warmup"]) == (32, 5, 2)
     assert settings["models"] == ["matap", "gru"] and settings["objective"] == "paper"
     assert settings["precision_requested"] == "auto" and settings["channels_last"]
-    assert settings["precision"] == ("bf16" if bf16_native("cpu") else "fp32")
+    assert settings["precision"] == ("bf16" if bf16_pays("cpu") else "fp32")
     assert resolve(_args("--precision", "fp32"))["precision"] == "fp32" and not settings["compile"]
     assert not resolve(_args("--no-channels-last"))["channels_last"]
     assert resolve(_args("--models", "gru,matap"))["models"] == ["gru", "matap"]

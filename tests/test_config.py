@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -106,11 +108,14 @@ def test_none_is_a_choice_for_choice_keys_and_empty_for_optional_keys():
     assert cfg.data.cache_dir is None
 
 
-def test_auto_precision_is_bf16_only_where_the_hardware_computes_it(monkeypatch):
+def test_auto_precision_is_bf16_only_where_the_hardware_computes_it(monkeypatch, tmp_path):
     import torch
 
+    from matap import machine
     from matap.training.run import resolve_precision
 
+    monkeypatch.setenv("MATAP_CACHE", str(tmp_path))
+    monkeypatch.setattr(machine, "measure_bf16_gain", lambda: {"fp32": 100.0, "bf16": 300.0})
     assert resolve_precision("cpu", "32-true") == "32-true"
     assert resolve_precision("gpu", "16-mixed") == "16-mixed"
     assert resolve_precision("mps", "auto") == "32-true"
@@ -128,6 +133,38 @@ def test_auto_precision_is_bf16_only_where_the_hardware_computes_it(monkeypatch)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert resolve_precision("auto", "auto") == "bf16-mixed"
     assert resolve_precision("cpu", "auto") == "32-true"  # the CPU is asked for, the GPU is not used
+
+
+@pytest.mark.parametrize("fp32, bf16, expected", [(100.0, 300.0, "bf16-mixed"), (100.0, 80.0, "32-true"),
+                                                  (100.0, 125.0, "32-true")])
+def test_auto_precision_on_a_cpu_with_native_bf16_follows_the_measured_speed_once_per_machine(
+        monkeypatch, tmp_path, fp32, bf16, expected):
+    import torch
+
+    from matap import machine
+    from matap.training.run import resolve_precision
+
+    monkeypatch.setenv("MATAP_CACHE", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    calls = []
+    monkeypatch.setattr(machine, "measure_bf16_gain", lambda: calls.append(1) or {"fp32": fp32, "bf16": bf16})
+    assert resolve_precision("cpu", "auto") == expected
+    assert resolve_precision("auto", "auto") == expected
+    assert len(calls) == 1   # measured once, then read back from the cache
+    kept = json.loads((tmp_path / "bf16.json").read_text())
+    assert [entry["bf16_pays"] for entry in kept.values()] == [expected == "bf16-mixed"]
+    (tmp_path / "bf16.json").write_text("{not json")   # a damaged cache is measured again and rewritten
+    assert resolve_precision("cpu", "auto") == expected and len(calls) == 2
+    assert json.loads((tmp_path / "bf16.json").read_text())
+
+
+def test_the_bf16_measurement_times_both_precisions():
+    from matap.machine import measure_bf16_gain
+
+    gflops = measure_bf16_gain()
+    assert set(gflops) == {"fp32", "bf16"} and all(v > 0 for v in gflops.values())
 
 
 def test_types_come_from_the_declaration_optional_ones_included():

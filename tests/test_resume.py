@@ -162,8 +162,9 @@ def test_non_finite_loss_stops_with_the_epoch_and_step_and_keeps_the_checkpoint(
     assert ckpt["epoch"] == 0 and all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
 
 
-def test_ctrl_c_exits_cleanly_and_the_run_resumes(tmp_path):
-    run = tmp_path / "sigint"
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_exits_as_interrupted_and_the_run_resumes(tmp_path, signum):
+    run = tmp_path / signum.name
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen([sys.executable, "-m", "matap.cli", "train", "--config", "smoke", "--out", str(run),
                              "train.epochs=50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -171,7 +172,7 @@ def test_ctrl_c_exits_cleanly_and_the_run_resumes(tmp_path):
     while not (run / "checkpoints" / "last.ckpt").exists():
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert "Continue with: matap train --resume" in out

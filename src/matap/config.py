@@ -126,8 +126,8 @@ class TrainConfig:
     devices: Any = "auto"          # Lightning devices: an int, a list, or "auto"
     num_nodes: int = option(1, minimum=1)
     strategy: str = "auto"         # "auto", "ddp", "ddp_spawn", ...
-    # "auto" (bf16 autocast where the hardware computes bf16 natively, else fp32: see
-    # matap.training.run.resolve_precision), or Lightning's "32-true", "bf16-mixed", "16-mixed", ...
+    # "auto" (bf16 autocast where bf16 is native and measurably faster than fp32, else fp32:
+    # see matap.training.run.resolve_precision), or Lightning's "32-true", "bf16-mixed", "16-mixed", ...
     precision: str = option("auto", choices=PRECISIONS)
     limit_train_batches: float = 1.0  # a fraction in (0, 1] of the batches, or a batch count
     log_every_n_steps: int = option(10, minimum=1)

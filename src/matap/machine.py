@@ -42,4 +42,76 @@ def bf16_native(device_type: str = "cpu") -> bool:
         return False
 
 
-__all__ = ["bf16_native", "cpu_model", "describe"]
+# bf16 must beat fp32 matmuls by this factor before ``auto`` trains in it: where AMX or AMD's
+# AVX-512 BF16 units compute it, bf16 runs 2.7-4.3x fp32; an Intel CPU with AVX-512 BF16 and no
+# AMX ran it at 0.6-0.9x, and trained 1.8x slower in bf16 than in fp32.
+BF16_GAIN = 1.3
+_MEASURE = {"size": 1024, "repeats": 7, "warmup": 2}
+
+
+def bf16_cache_path() -> Path:
+    """Where the measured bf16 decision of this machine is kept: ``bf16.json`` in matap's cache
+    (``$MATAP_CACHE``, else ``~/.cache/matap``), beside the generated datasets."""
+    return Path(os.environ.get("MATAP_CACHE", Path.home() / ".cache" / "matap")) / "bf16.json"
+
+
+def _cpu_flags() -> str:
+    """A digest of the CPU's feature flags (/proc/cpuinfo): virtual CPUs share one model name
+    ("Intel(R) Xeon(R) Processor") across generations that compute bf16 at different speeds."""
+    import hashlib
+
+    try:
+        flags = next((line.split(":", 1)[1] for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.lower().startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12]
+
+
+def _machine_key() -> str:
+    import torch
+
+    return f"{cpu_model()} | flags {_cpu_flags()} | {os.cpu_count()} cores | torch {torch.__version__}"
+
+
+def measure_bf16_gain() -> dict[str, float]:
+    """fp32 and bf16 matmul GFLOP/s on this CPU, measured now (about a second)."""
+    import torch
+
+    from matap.bench.measure import matmul_gflops
+
+    cpu = torch.device("cpu")
+    return {precision: matmul_gflops(_MEASURE["size"], cpu, _MEASURE["repeats"], _MEASURE["warmup"], precision)
+            for precision in ("fp32", "bf16")}
+
+
+def bf16_pays(device_type: str = "cpu") -> bool:
+    """Whether ``auto`` precision should run bf16 here. A GPU: where it supports bf16. A CPU: where
+    oneDNN computes bf16 natively *and* bf16 matmuls run at least ``BF16_GAIN`` x fp32 ones, as
+    measured once per machine (CPU model, cores, torch version) and kept in :func:`bf16_cache_path`,
+    so every run on the machine decides alike. Native bf16 is not always faster: without AMX, some
+    CPUs compute it at fp32's speed or below."""
+    if device_type != "cpu" or not bf16_native("cpu"):
+        return bf16_native(device_type)
+    import json
+
+    from matap.atomic import atomic_write
+
+    path, key = bf16_cache_path(), _machine_key()
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    entry = known.get(key) if isinstance(known, dict) else None
+    if not (isinstance(entry, dict) and isinstance(entry.get("bf16_pays"), bool)):
+        gflops = measure_bf16_gain()
+        entry = {**gflops, "bf16_pays": gflops["bf16"] >= BF16_GAIN * gflops["fp32"]}
+        try:
+            atomic_write(path, json.dumps({**(known if isinstance(known, dict) else {}), key: entry}, indent=1))
+        except OSError:
+            pass   # an unwritable cache: measured again next time
+    return entry["bf16_pays"]
+
+
+__all__ = ["BF16_GAIN", "bf16_cache_path", "bf16_native", "bf16_pays", "cpu_model", "describe",
+           "measure_bf16_gain"]

@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="fp32, or bf16 autocast for training and inference; auto: bf16 where the "
-                             "hardware computes it natively, as train.precision=auto (default: auto)")
+                             "CPU or GPU computes it natively and faster than fp32, as "
+                             "train.precision=auto (default: auto)")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                         help="keep the model in channels_last as training does (default: on)")
     parser.add_argument("--fold-bn", action=argparse.BooleanOptionalAction, default=True,
@@ -70,9 +71,9 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         raise MatapError(f"--profile {args.profile}: give the number of operators to list (0 = off)")
     precision = args.precision
     if precision == "auto":
-        from matap.machine import bf16_native
+        from matap.machine import bf16_pays
 
-        precision = "bf16" if bf16_native(args.device.split(":")[0]) else "fp32"
+        precision = "bf16" if bf16_pays(args.device.split(":")[0]) else "fp32"
     models = [name for item in args.models for name in item.split(",") if name]
     if not models:
         raise MatapError("--models: give at least one model name")

@@ -30,13 +30,19 @@ import yaml
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
+try:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+except ImportError:  # a Lightning that lets SIGTERM end the process itself
+    class SIGTERMException(SystemExit):  # type: ignore[no-redef]
+        pass
+
 from matap.atomic import atomic_write
 from matap.checkpoint import safe_load
 from matap.config import Config, apply_overrides, config_from_dict, validate
 from matap.data import load_split, make_loader, training_stream
 from matap.errors import MatapError
 from matap.lock import RunLock
-from matap.machine import bf16_native
+from matap.machine import bf16_pays
 from matap.runtime import keep_freed_memory
 from matap.training.checkpoint import AtomicCheckpointIO
 from matap.training.module import MatapModule
@@ -119,7 +125,9 @@ class RunCheckpoint(Callback):
         self._partial = None
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, KeyboardInterrupt):
+        # Ctrl-C, or SIGTERM (a scheduler's preemption, ``kill``), which Lightning turns into a
+        # SystemExit with no code: left alone it would end the process with exit status 0.
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
             self.interrupted = True
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
@@ -242,16 +250,16 @@ def _quiet_lightning() -> None:
 
 
 def resolve_precision(accelerator: str, precision: str) -> str:
-    """The Lightning precision a run uses. ``auto``: bf16 autocast (``bf16-mixed``) where the hardware
-    computes bf16 natively (a CUDA GPU that supports it; a CPU with AVX-512 BF16 or AMX, as oneDNN
-    reports), full fp32 (``32-true``) elsewhere, where emulated bf16 would be slower."""
+    """The Lightning precision a run uses. ``auto``: bf16 autocast (``bf16-mixed``) where bf16 pays
+    (a CUDA GPU that supports it; a CPU that computes it natively and measurably faster than fp32,
+    :func:`matap.machine.bf16_pays`), full fp32 (``32-true``) elsewhere."""
     if precision != "auto":
         return precision
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
-        return "bf16-mixed" if bf16_native("cuda") else "32-true"
+        return "bf16-mixed" if bf16_pays("cuda") else "32-true"
     if accelerator not in ("cpu", "auto"):
         return "32-true"
-    return "bf16-mixed" if bf16_native("cpu") else "32-true"
+    return "bf16-mixed" if bf16_pays("cpu") else "32-true"
 
 
 def _trainer(cfg: Config, run_dir: Path, callback: RunCheckpoint, batches: int) -> L.Trainer:
@@ -299,7 +307,7 @@ def _fit(cfg: Config, run_dir: Path, ckpt_path: Path | None) -> dict[str, Any]:
         trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None,
                     weights_only=True)
     except SystemExit:
-        if not callback.interrupted:  # Lightning exits after a KeyboardInterrupt; anything else goes on up
+        if not callback.interrupted:  # Lightning exits after Ctrl-C or SIGTERM; anything else goes on up
             raise
     return {"history": callback.history, "best_val_loss": callback.best, "interrupted": callback.interrupted,
             "checkpoint": callback.holds, "num_parameters": module.num_parameters, "run_dir": str(run_dir)}
