@@ -62,3 +62,43 @@ def test_a_study_killed_mid_run_finishes_with_the_uninterrupted_results(tmp_path
     assert main(["compare", "--out", str(tmp_path / "killed"), "--runs", str(runs), *ARGS]) == 0
     assert f"resuming {half}" in capsys.readouterr().out  # continued from its checkpoint, not trained afresh
     _assert_close(_results(tmp_path / "whole"), _results(tmp_path / "killed"))
+
+
+def test_each_run_is_scored_as_soon_as_it_is_trained_so_a_study_survives_the_loss_of_its_checkpoints(
+        tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from matap.experiments import runner
+    from matap.experiments.runs import read_scores
+
+    def stop(*args, **kwargs):   # the study ends (a session over, a machine lost) after its last run trained
+        raise RuntimeError("stopped before the report")
+
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    args = ["compare", "--out", str(out), "--runs", str(runs), "--config", "smoke", "--seeds", "0", "1",
+            "train.epochs=2"]
+    with monkeypatch.context() as m:
+        m.setattr(runner, "compute_used", stop)
+        with pytest.raises(RuntimeError, match="stopped before the report"):
+            main(args)
+    assert not (out / "results.json").exists()
+    from matap.config import load_config
+
+    ev = load_config("smoke").eval
+    keys = {f"{protocol} {ev.context}->{ev.horizon} T={ev.context + ev.horizon}" for protocol in ("autoencode", "predict")}
+    names = sorted(p.name for p in runs.iterdir())
+    assert names == ["gru-seed0", "gru-seed1", "matap-seed0", "matap-seed1"]
+    for name in names:
+        evaluations = read_scores(runs / name)["evaluations"]
+        assert set(evaluations) == keys, name
+        assert all(entry["epochs"] == 2 for entry in evaluations.values())
+    stored = read_scores(runs / "matap-seed1")["evaluations"][f"predict {ev.context}->{ev.horizon} T={ev.context + ev.horizon}"]["result"]
+
+    for name in ("matap-seed1", "gru-seed1"):   # the checkpoints behind the pictures (seed 0) stay
+        shutil.rmtree(runs / name / "checkpoints")
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "no checkpoint: its scores.json stands in for it" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    ssim = results["evaluation"]["models"]["matap"]["predict"]["ssim"]
+    assert stored["metrics"]["ssim"]["mean"] in ssim["values"]

@@ -14,7 +14,7 @@ from matap.experiments import stats
 from matap.experiments.claims import Claim, judge, verdict_table
 from matap.experiments.report import (SPLIT_NAMES, baseline_rows, evaluate_run, header, model_label, rolled_out,
                                       scored_split, table, versus_baselines)
-from matap.experiments.runner import Experiment, Spec, evaluation_fits
+from matap.experiments.runner import Evaluations, Experiment, Spec, evaluation_fits
 from matap.experiments.runs import Run
 from matap.registry import CELLS, EXPERIMENTS, OBJECTIVES
 
@@ -60,6 +60,10 @@ def _variants(spec: Spec) -> dict[str, list[str]]:
     return {name: overrides for name, (overrides, _) in known.items() if name in chosen}
 
 
+def _evaluations(spec: Spec, cfg: Any) -> Evaluations:
+    return {"predict": (cfg.eval.context, cfg.eval.horizon)}, cfg.eval.context + cfg.eval.horizon
+
+
 def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]:
     """Per variant, the final validation scores and the 10 -> 10 prediction, over seeds."""
     objective = OBJECTIVES.get(cfg.objective.name)
@@ -68,8 +72,7 @@ def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]
     print(f"evaluating the final models on the {SPLIT_NAMES[scored_split(cfg)]} set")
     rows, known = {}, all_variants()
     for name, model_runs in runs.items():
-        evals = [evaluate_run(r.run_dir, {"predict": (context, horizon)}, seq_len=context + horizon)["predict"]["metrics"]
-                 for r in model_runs]
+        evals = [evaluate_run(r.run_dir, *_evaluations(spec, cfg))["predict"]["metrics"] for r in model_runs]
         rows[name] = {
             "description": known[name][1], "overrides": known[name][0],
             "val_bce": stats.summary([r.history[-1][frame_term] for r in model_runs]),
@@ -195,7 +198,7 @@ EXPERIMENTS.register("ablate")(Experiment(
     description="Train each ablation for each seed (or reuse finished runs) and write OUT/report.md and "
                 "OUT/results.json: memory size K in {5, 10, 15, 20}, the components, and every other registered "
                 "cell (e.g. the learned write matap-write, the multi-scale matap-multiscale), mean and std over seeds.",
-    variants=_variants, analyse=_results, pictures=_pictures, render=render, add_arguments=add_arguments,
-    options=("variants",), prepare=_prepare, check=evaluation_fits, refresh=refresh))
+    variants=_variants, evaluations=_evaluations, analyse=_results, pictures=_pictures, render=render,
+    add_arguments=add_arguments, options=("variants",), prepare=_prepare, check=evaluation_fits, refresh=refresh))
 
 __all__ = ["VARIANTS", "add_arguments", "all_variants", "memory_claims", "refresh", "render"]

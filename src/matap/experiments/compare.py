@@ -15,7 +15,7 @@ from matap.experiments.claims import Claim, judge, verdict_table
 from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run,
                                       header, model_label, rolled_out, sample_pictures, scored_split, table,
                                       versus_baselines)
-from matap.experiments.runner import MODELS, Experiment, Spec, evaluation_fits, with_overrides
+from matap.experiments.runner import MODELS, Evaluations, Experiment, Spec, evaluation_fits, with_overrides
 from matap.experiments.runs import Run
 from matap.registry import EXPERIMENTS, OBJECTIVES
 
@@ -47,6 +47,11 @@ def _prepare(spec: Spec) -> Spec:
     return with_overrides(spec, f"objective.name={objective}") if objective else spec
 
 
+def _evaluations(spec: Spec, cfg: Any) -> Evaluations:
+    context, horizon = cfg.eval.context, cfg.eval.horizon
+    return {"autoencode": (context, horizon), "predict": (context, horizon)}, context + horizon
+
+
 def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]:
     """The tables and claims of the training curves, and the final models scored on the split experiments score on."""
     results = analyse(runs)
@@ -54,8 +59,7 @@ def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]
     context, horizon = cfg.eval.context, cfg.eval.horizon
     results["evaluation"] = {"context": context, "horizon": horizon, "models": {}}
     for name, model_runs in runs.items():
-        per_seed = [evaluate_run(r.run_dir, {"autoencode": (context, horizon), "predict": (context, horizon)},
-                                 seq_len=context + horizon) for r in model_runs]
+        per_seed = [evaluate_run(r.run_dir, *_evaluations(spec, cfg)) for r in model_runs]
         results["evaluation"]["models"][name] = {
             protocol: {metric: stats.summary([p[protocol]["metrics"][metric]["mean"] for p in per_seed])
                        for metric in per_seed[0][protocol]["metrics"]}
@@ -424,7 +428,7 @@ EXPERIMENTS.register("compare")(Experiment(
                 "write OUT/report.md, OUT/results.json, figures and GIFs: the paper's Tables 1-4 and Figure 1 with "
                 "its numbers beside ours, 10 -> 10 prediction scores, and a computed verdict on each of the paper's "
                 "claims.",
-    variants=lambda spec: MODELS, analyse=_results, pictures=_pictures, render=render,
+    variants=lambda spec: MODELS, evaluations=_evaluations, analyse=_results, pictures=_pictures, render=render,
     add_arguments=add_arguments, options=("objective",), prepare=_prepare, check=evaluation_fits,
     refresh=refresh, reports_reconstruction=True))
 

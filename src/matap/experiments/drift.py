@@ -15,7 +15,7 @@ from matap.experiments import stats
 from matap.experiments.claims import Claim, how_judged, judge, verdict_table
 from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run, header,
                                       model_label, rolled_out, sample_pictures, scored_split, table, versus_baselines)
-from matap.experiments.runner import MODELS, Experiment, Spec
+from matap.experiments.runner import MODELS, Evaluations, Experiment, Spec
 from matap.experiments.runs import Run
 from matap.registry import EXPERIMENTS
 
@@ -41,6 +41,11 @@ def _check(spec: Spec, cfg: Any) -> None:
         raise MatapError("drift generates long validation sequences; it needs data.source=mnist or idx")
 
 
+def _evaluations(spec: Spec, cfg: Any) -> Evaluations:
+    context, horizon = spec.options["context"], spec.options["horizon"]
+    return {"rollout": (context, horizon)}, context + horizon
+
+
 def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]:
     """Per model and seed, the per-frame metrics of a long rollout on the scored split, and the claims."""
     context, horizon = spec.options["context"], spec.options["horizon"]
@@ -48,8 +53,7 @@ def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]
     curves = {name: {m: [] for m in CURVE_METRICS} for name in runs}
     for name, model_runs in runs.items():
         for r in model_runs:
-            result = evaluate_run(r.run_dir, {"rollout": (context, horizon)},
-                                  seq_len=context + horizon)["rollout"]["metrics"]
+            result = evaluate_run(r.run_dir, *_evaluations(spec, cfg))["rollout"]["metrics"]
             for m in CURVE_METRICS:
                 curves[name][m].append(result[m]["per_timestep"])
     return analyse(curves, context, horizon, cfg.data.seq_len)
@@ -168,7 +172,7 @@ EXPERIMENTS.register("drift")(Experiment(
     help="long-horizon rollouts of both models (10 -> 90 frames): per-frame metrics and verdicts",
     description="Train both models for each seed (or reuse finished runs), roll them out far past their training "
                 "length and write OUT/report.md, OUT/results.json, a figure of per-frame SSIM, MSE and BCE, and GIFs.",
-    variants=lambda spec: MODELS, analyse=_results, pictures=_pictures, render=render,
+    variants=lambda spec: MODELS, evaluations=_evaluations, analyse=_results, pictures=_pictures, render=render,
     add_arguments=add_arguments, options=("context", "horizon"), prepare=_prepare, check=_check,
     scored=lambda results: ("rollout", results["context"], results["horizon"]), redraw=draw_figure, refresh=refresh))
 

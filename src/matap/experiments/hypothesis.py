@@ -31,7 +31,7 @@ from matap.experiments.claims import Claim, how_judged, judge, verdict_table
 from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run, header,
                                       model_label, sample_pictures, scored_split, split_videos, table,
                                       versus_baselines)
-from matap.experiments.runner import MODELS, Experiment, Spec
+from matap.experiments.runner import MODELS, Evaluations, Experiment, Spec
 from matap.experiments.runs import Run, run_config
 from matap.registry import EXPERIMENTS
 
@@ -182,12 +182,20 @@ def _level_baselines(cfg: Any, protocol: str, horizon: int) -> dict[str, Any]:
     return {name: value["metrics"] for name, value in scores.items()}
 
 
+def _evaluations(spec: Spec, cfg: Any) -> Evaluations:
+    name = spec.options["hypothesis"]
+    h = HYPOTHESES[name]
+    protocols = {h.protocol: (CONTEXT, h.horizon)}
+    if name == "capacity":
+        protocols["reconstruct"] = (CONTEXT, h.horizon)
+    return protocols, CONTEXT + h.horizon
+
+
 def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]:
     """Per level, model and seed: the scored metrics (mean over the predicted frames), the per-frame
     curves, the baselines of the level's own sequences, the oscillations; then the claims."""
     name = spec.options["hypothesis"]
     h, levels, names = HYPOTHESES[name], _levels(spec), _run_names(spec)
-    seq_len = CONTEXT + h.horizon
     out: dict[str, Any] = {"hypothesis": name, "context": CONTEXT, "horizon": h.horizon, "protocol": h.protocol,
                            "levels": {level: {"label": label, "overrides": o} for level, (label, o) in levels.items()},
                            "scores": {}, "curves": {}, "reconstruction": {}, "oscillation": {},
@@ -197,10 +205,7 @@ def _results(spec: Spec, cfg: Any, runs: dict[str, list[Run]]) -> dict[str, Any]
         for key in ("scores", "curves", "reconstruction", "oscillation"):
             out[key][level] = {}
         for model in MODELS:
-            protocols = {h.protocol: (CONTEXT, h.horizon)}
-            if name == "capacity":
-                protocols["reconstruct"] = (CONTEXT, h.horizon)
-            scored = [evaluate_run(r.run_dir, protocols, seq_len=seq_len) for r in runs[f"{model}{names[level]}"]]
+            scored = [evaluate_run(r.run_dir, *_evaluations(spec, cfg)) for r in runs[f"{model}{names[level]}"]]
             metrics = [s[h.protocol]["metrics"] for s in scored]
             out["scores"][level][model] = {m: [x[m]["mean"] for x in metrics] for m in METRICS}
             out["curves"][level][model] = {m: [x[m]["per_timestep"] for x in metrics] for m in METRICS}
@@ -289,8 +294,8 @@ EXPERIMENTS.register("hypothesis")(Experiment(
     description="Train MA-TAP and the GRU baseline at each level of one factor (--hypothesis) for each seed (or "
                 "reuse finished runs), score them beside the trivial predictions of each level's sequences and "
                 "write OUT/report.md and OUT/results.json with a verdict on each claim.",
-    variants=_variants, analyse=_results, pictures=_pictures, render=render, add_arguments=add_arguments,
-    options=("hypothesis",), check=_check,
+    variants=_variants, evaluations=_evaluations, analyse=_results, pictures=_pictures, render=render,
+    add_arguments=add_arguments, options=("hypothesis",), check=_check,
     scored=lambda results: (results["protocol"], results["context"], results["horizon"]), redraw=draw_figure,
     refresh=refresh))
 

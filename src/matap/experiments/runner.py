@@ -14,7 +14,8 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from matap.config import Config
-from matap.experiments.report import base_results, check_eval_length, check_out, record_baselines, write
+from matap.experiments.report import (base_results, check_eval_length, check_out, evaluate_run, record_baselines,
+                                      write)
 from matap.experiments.runs import Run, compute_used, ensure_runs, run_config
 from matap.registry import EXPERIMENTS
 
@@ -49,6 +50,10 @@ def _no_check(spec: Spec, cfg: Config) -> None:
     return None
 
 
+# What an experiment scores each run on: (protocol -> (context, horizon), frames per sequence).
+Evaluations = tuple[dict[str, tuple[int, int]], int]
+
+
 def _scored_predict(results: dict[str, Any]) -> tuple[str, int, int]:
     return "predict", results["evaluation"]["context"], results["evaluation"]["horizon"]
 
@@ -60,6 +65,10 @@ class Experiment:
     help: str                                          # one line for ``matap --help``
     description: str                                   # the paragraph of ``matap NAME --help``
     variants: Callable[[Spec], dict[str, list[str]]]   # name -> dotted overrides of each variant
+    # the evaluations ``analyse`` reads (matap.experiments.report.evaluate_run), the same for every run;
+    # each run is scored on them as soon as it has trained, so a run's scores.json holds them even
+    # where its checkpoints are gone before the last run of the study finishes
+    evaluations: Callable[[Spec, Config], Evaluations]
     analyse: Callable[[Spec, Config, dict[str, list[Run]]], dict[str, Any]]  # the numbers of results.json
     pictures: Callable[[Spec, dict[str, Any], dict[str, list[Run]]], dict[str, str]]  # draws; name -> file
     render: Callable[[dict[str, Any]], str]            # report.md from results.json
@@ -92,7 +101,9 @@ def run(name: str, spec: Spec) -> Path:
     experiment.check(spec, cfg)
     check_out(spec.out, spec.runs)
     t0 = time.perf_counter()
-    runs = ensure_runs(spec.preset, list(spec.overrides), experiment.variants(spec), list(spec.seeds), spec.runs)
+    protocols, seq_len = experiment.evaluations(spec, cfg)
+    runs = ensure_runs(spec.preset, list(spec.overrides), experiment.variants(spec), list(spec.seeds), spec.runs,
+                       trained=lambda run_dir: evaluate_run(run_dir, protocols, seq_len))
     used = compute_used(runs, time.perf_counter() - t0)
     results = base_results(name, spec, cfg)
     results.update(experiment.analyse(spec, cfg, runs))
@@ -109,4 +120,4 @@ def with_overrides(spec: Spec, *overrides: str) -> Spec:
     return dataclasses.replace(spec, overrides=(*spec.overrides, *overrides))
 
 
-__all__ = ["MODELS", "Experiment", "Spec", "evaluation_fits", "run", "with_overrides"]
+__all__ = ["MODELS", "Evaluations", "Experiment", "Spec", "evaluation_fits", "run", "with_overrides"]

@@ -23,7 +23,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -141,8 +141,11 @@ def _state(run_dir: Path, cfg: Config) -> str:
 
 
 def ensure_runs(preset: str, overrides: list[str], variants: dict[str, list[str]], seeds: list[int],
-                runs_dir: str | Path, log: Any = print) -> dict[str, list[Run]]:
-    """Train (or reuse, or resume) every (variant, seed); return the runs by variant, seeds in order."""
+                runs_dir: str | Path, log: Any = print, trained: Callable[[Path], Any] | None = None
+                ) -> dict[str, list[Run]]:
+    """Train (or reuse, or resume) every (variant, seed); return the runs by variant, seeds in order.
+    ``trained(run_dir)`` is called on each run as soon as it has finished training here (an
+    experiment scores it then, into its scores.json)."""
     from matap.training import resume, train
 
     if not seeds:
@@ -179,6 +182,9 @@ def ensure_runs(preset: str, overrides: list[str], variants: dict[str, list[str]
         seconds, scores = training_seconds(run_dir), read_scores(run_dir)
         if scores["seconds"] != seconds:
             write_scores(run_dir, {**scores, "seconds": seconds})
+        if trained is not None and state != "done":
+            log(f"{label}: scoring it")
+            trained(run_dir)
         runs[name].append(Run(name, seed, run_dir, cfg, history, seconds, state != "done"))
     return runs
 
