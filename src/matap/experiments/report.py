@@ -254,9 +254,11 @@ def record_baselines(results: dict[str, Any]) -> None:
 
 
 def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int, num: int = 3) -> dict[str, str]:
-    """For the first seed of each model: a PNG of truth / teacher-forced output / rollout for
-    ``num`` scored sequences and a GIF of truth beside the prediction. Returns file names."""
-    first = {name: model_runs[0] for name, model_runs in runs.items()}
+    """For the first seed of each model that still has its checkpoint (a study spread over sessions
+    may have kept only the small files of its earlier runs): a PNG of truth / teacher-forced output /
+    rollout for ``num`` scored sequences, labelled with the seed, and a GIF of truth beside the
+    prediction. Returns file names."""
+    first = {name: next((r for r in model_runs if r.has_checkpoint), model_runs[0]) for name, model_runs in runs.items()}
     gone = [r.run_dir for r in first.values() if not r.has_checkpoint]
     if gone:   # keep the pictures an earlier invocation drew from the checkpoints, if they are there
         files = {name: f"{name}.gif" for name in first} | {"samples": "samples.png"}
@@ -278,8 +280,8 @@ def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int,
     rows: list[np.ndarray] = []
     labels: list[str] = []
     clip = None
-    for name, model_runs in runs.items():
-        model, cfg, _ = load_model(model_runs[0].run_dir, "last")
+    for name, drawn in first.items():
+        model, cfg, _ = load_model(drawn.run_dir, "last")
         if clip is None:
             clip = np.array(split_videos(cfg, scored_split(cfg), context + horizon)[:num, :context + horizon])
             rows.append(clip.astype(np.float32) / 255)
@@ -288,7 +290,7 @@ def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int,
             x = to_frames(torch.from_numpy(clip))
             forced = reconstruct(model, x)[:, :, 0].numpy()
             pred = model.rollout(x[:, :context], horizon)[:, :, 0].numpy()
-        label = MODEL_LABELS.get(name, name)
+        label = f"{MODEL_LABELS.get(name, name)} (seed {drawn.seed})"
         if OBJECTIVES.get(cfg.objective.name).target_offset == 0:  # trained to decode its output at t as frame t
             rows.append(forced)
             labels.append(f"{label}: teacher-forced output at t (the paper's reconstruction of frame t)")
