@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "OUT/report.md, results.json and the pictures are rewritten on every invocation.")
         p.add_argument("--config", "-c", default="study",
                        help="YAML file or preset name (default: study, 24 epochs of quick's recipe, about 11 "
-                            "minutes per model and seed on 2 CPU cores with bf16)")
+                            "minutes per model and seed on 2 CPU cores with AMX, 30 without)")
         p.add_argument("--seeds", nargs="+", default=["0", "1", "2"], help="training seeds (default: 0 1 2)")
         p.add_argument("--out", "-o", required=True, help="folder for report.md, results.json, figures and GIFs")
         p.add_argument("--runs", help="folder of the training runs (default: OUT/runs)")
