@@ -1,11 +1,14 @@
-"""What machine a measurement ran on: for the benchmark's header and every experiment report."""
+"""What machine a measurement ran on (for the benchmark's header and every experiment report), and the
+matmul timing behind the benchmark's ceilings and `auto` precision's choice of bf16."""
 
 from __future__ import annotations
 
 import os
 import platform
+import statistics
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def cpu_model() -> str:
@@ -40,6 +43,43 @@ def bf16_native(device_type: str = "cpu") -> bool:
         return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a private oneDNN query: absent from some builds
         return False
+
+
+def device_sync(device: Any) -> None:
+    """Wait for ``device``'s queued work (a CUDA device; nothing elsewhere)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn: Callable[[], Any], warmup: int, repeats: int, device: Any) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    device_sync(device)
+    times = []
+    for _ in range(repeats):
+        device_sync(device)
+        start = time.perf_counter()
+        fn()
+        device_sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_gflops(size: int, device: Any, repeats: int = 10, warmup: int = 3, precision: str = "fp32") -> float:
+    """Measured GFLOP/s of a (size x size) @ (size x size) matmul in ``precision`` (fp32 or bf16): the
+    median of ``repeats`` after ``warmup`` (single products vary by +-15% on a shared 2-core machine)."""
+    import torch
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=gen).to(device, dtype)
+    b = torch.randn(size, size, generator=gen).to(device, dtype)
+    out = torch.empty(size, size, device=device, dtype=dtype)
+    seconds = median_seconds(lambda: torch.mm(a, b, out=out), warmup, repeats, device)
+    return 2.0 * size ** 3 / seconds / 1e9
 
 
 # bf16 must beat fp32 matmuls by this factor before ``auto`` trains in it: where AMX or AMD's
@@ -78,8 +118,6 @@ def measure_bf16_gain() -> dict[str, float]:
     """fp32 and bf16 matmul GFLOP/s on this CPU, measured now (about a second)."""
     import torch
 
-    from matap.bench.measure import matmul_gflops
-
     cpu = torch.device("cpu")
     return {precision: matmul_gflops(_MEASURE["size"], cpu, _MEASURE["repeats"], _MEASURE["warmup"], precision)
             for precision in ("fp32", "bf16")}
@@ -113,5 +151,5 @@ def bf16_pays(device_type: str = "cpu") -> bool:
     return entry["bf16_pays"]
 
 
-__all__ = ["BF16_GAIN", "bf16_cache_path", "bf16_native", "bf16_pays", "cpu_model", "describe",
-           "measure_bf16_gain"]
+__all__ = ["BF16_GAIN", "bf16_cache_path", "bf16_native", "bf16_pays", "cpu_model", "describe", "device_sync",
+           "matmul_gflops", "measure_bf16_gain", "median_seconds"]

@@ -6,13 +6,13 @@ torch is imported inside the functions, so that ``matap --help`` stays fast."""
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 from matap.bench.settings import ROLLOUT_CONTEXT, ROLLOUT_HORIZON, SEQ_LEN, TRAIN_FLOPS_FACTOR
+from matap.machine import device_sync as _sync
+from matap.machine import matmul_gflops, median_seconds
 
 
 def cpu_counters() -> tuple[float, float, float] | None:
@@ -49,28 +49,6 @@ def peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
-def _sync(device: Any) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def median_seconds(fn: Callable[[], Any], warmup: int, repeats: int, device: Any) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _autocast(device: Any, precision: str):
     import contextlib
 
@@ -79,20 +57,6 @@ def _autocast(device: Any, precision: str):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def matmul_gflops(size: int, device: Any, repeats: int = 10, warmup: int = 3, precision: str = "fp32") -> float:
-    """Measured GFLOP/s of a (size x size) @ (size x size) matmul in ``precision`` (fp32 or bf16): the
-    median of ``repeats`` after ``warmup`` (single products vary by +-15% on a shared 2-core machine)."""
-    import torch
-
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=gen).to(device, dtype)
-    b = torch.randn(size, size, generator=gen).to(device, dtype)
-    out = torch.empty(size, size, device=device, dtype=dtype)
-    seconds = median_seconds(lambda: torch.mm(a, b, out=out), warmup, repeats, device)
-    return 2.0 * size ** 3 / seconds / 1e9
 
 
 def ceilings(size: int, device: Any) -> dict[str, float]:
