@@ -84,7 +84,7 @@ def matmul_gflops(size: int, device: Any, repeats: int = 10, warmup: int = 3, pr
 
 # bf16 must beat fp32 matmuls by this factor before ``auto`` trains in it: where AMX or AMD's
 # AVX-512 BF16 units compute it, bf16 runs 2.7-4.3x fp32; an Intel CPU with AVX-512 BF16 and no
-# AMX ran it at 0.6-0.9x, and trained 1.8x slower in bf16 than in fp32.
+# AMX ran it at 0.6-1.0x, and trained 1.2-1.8x slower in bf16 than in fp32.
 BF16_GAIN = 1.3
 _MEASURE = {"size": 1024, "repeats": 7, "warmup": 2}
 
@@ -126,7 +126,7 @@ def measure_bf16_gain() -> dict[str, float]:
 def bf16_pays(device_type: str = "cpu") -> bool:
     """Whether ``auto`` precision should run bf16 here. A GPU: where it supports bf16. A CPU: where
     oneDNN computes bf16 natively *and* bf16 matmuls run at least ``BF16_GAIN`` x fp32 ones, as
-    measured once per machine (CPU model, cores, torch version) and kept in :func:`bf16_cache_path`,
+    measured once per machine (CPU model and flags, cores, torch version) and kept in :func:`bf16_cache_path`,
     so every run on the machine decides alike. Native bf16 is not always faster: without AMX, some
     CPUs compute it at fp32's speed or below."""
     if device_type != "cpu" or not bf16_native("cpu"):
