@@ -103,3 +103,23 @@ def test_each_run_is_scored_as_soon_as_it_is_trained_so_a_study_survives_the_los
     ssim = results["evaluation"]["models"]["matap"]["predict"]["ssim"]
     assert stored["metrics"]["ssim"]["mean"] == ssim["values"][0]
     assert {"samples.png", "matap.gif", "gru.gif"} <= {p.name for p in out.iterdir()}
+
+
+def test_a_model_without_any_checkpoint_left_gets_a_report_without_its_pictures(tmp_path, capsys):
+    import shutil
+
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    args = ["compare", "--out", str(out), "--runs", str(runs), "--config", "smoke", "--seeds", "0", "train.epochs=1"]
+    assert main(args) == 0
+    shutil.rmtree(runs / "matap-seed0" / "checkpoints")   # every seed of MA-TAP lost its checkpoints
+    for picture in ("samples.png", "matap.gif", "gru.gif"):
+        (out / picture).unlink()
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "no seed of matap has its checkpoints/last.ckpt any more" in err
+    assert (out / "gru.gif").is_file() and (out / "samples.png").is_file()
+    assert not (out / "matap.gif").exists()
+    report = (out / "report.md").read_text()
+    assert "MA-TAP (not drawn: no checkpoint was left)" in report
+    assert "[GRU baseline](gru.gif)" in report

@@ -13,8 +13,8 @@ from matap.baselines import LABELS, RECONSTRUCTION_BASELINES
 from matap.experiments import stats
 from matap.experiments.claims import Claim, judge, verdict_table
 from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run,
-                                      header, model_label, rolled_out, sample_pictures, scored_split, table,
-                                      versus_baselines)
+                                      header, model_label, picture_link, rolled_out, sample_pictures, scored_split,
+                                      table, versus_baselines)
 from matap.experiments.runner import MODELS, Evaluations, Experiment, Spec, evaluation_fits, with_overrides
 from matap.experiments.runs import Run
 from matap.registry import EXPERIMENTS, OBJECTIVES
@@ -394,10 +394,11 @@ def render(r: dict[str, Any]) -> str:
               "(PredRNN), 24.60 / 0.945 (TAU) after 200 GPU epochs on the classic Moving MNIST test file, "
               "with a different motion model and an SSIM computation that reads higher; the models here are "
               "64-d latent models trained for minutes, so those figures are not comparable to ours.", "",
-              f"![samples]({r['files']['samples']})", "",
+              *([f"![samples]({r['files']['samples']})", ""] if "samples" in r["files"]
+                else ["Still frames: not drawn (no checkpoint was left).", ""]),
               "Ground truth, then for each model its teacher-forced output and its rollout from the "
               f"first {ev['context']} frames (seed {r['seeds'][0]}). Animations (ground truth left, rollout right): "
-              + ", ".join(f"[{MODEL_LABELS[k]}]({r['files'][k]})" for k in ("matap", "gru")) + ".", ""]
+              + ", ".join(picture_link(r["files"], k, MODEL_LABELS[k]) for k in ("matap", "gru")) + ".", ""]
     parts += versus_baselines({MODEL_LABELS[name]: per_seed[name] for name in ("matap", "gru")}, baselines,
                               f"{ev['context']} -> {ev['horizon']} prediction")
 

@@ -14,7 +14,8 @@ from matap.errors import MatapError
 from matap.experiments import stats
 from matap.experiments.claims import Claim, how_judged, judge, verdict_table
 from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run, header,
-                                      model_label, rolled_out, sample_pictures, scored_split, table, versus_baselines)
+                                      model_label, picture_link, rolled_out, sample_pictures, scored_split, table,
+                                      versus_baselines)
 from matap.experiments.runner import MODELS, Evaluations, Experiment, Spec
 from matap.experiments.runs import Run
 from matap.registry import EXPERIMENTS
@@ -163,8 +164,8 @@ def render(r: dict[str, Any]) -> str:
     parts += ["## Verdicts", "", how_judged(r["claims"]), "",
               verdict_table(r["claims"]), "",
               "Animations of ground truth beside the rollout: "
-              + ", ".join(f"[{MODEL_LABELS[k]}]({r['files'][k]})" for k in ("matap", "gru")) + "; "
-              f"[still frames]({r['files']['samples']}).", ""]
+              + ", ".join(picture_link(r["files"], k, MODEL_LABELS[k]) for k in ("matap", "gru")) + "; "
+              + picture_link(r["files"], "samples", "still frames") + ".", ""]
     return "\n".join(parts)
 
 

@@ -29,7 +29,7 @@ from matap.errors import MatapError
 from matap.experiments import stats
 from matap.experiments.claims import Claim, how_judged, judge, verdict_table
 from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run, header,
-                                      model_label, sample_pictures, scored_split, split_videos, table,
+                                      model_label, picture_link, sample_pictures, scored_split, split_videos, table,
                                       versus_baselines)
 from matap.experiments.runner import MODELS, Evaluations, Experiment, Spec
 from matap.experiments.runs import Run, run_config
@@ -283,7 +283,8 @@ def render(r: dict[str, Any]) -> str:
               how_judged(r["claims"]) + " A verdict on models that do not beat all-black frames (tagged in the "
               "tables above) says little about models that predict.", "",
               verdict_table(r["claims"]), "",
-              f"Still frames of the models {list(levels.values())[1]['label']}: [samples]({r['files']['samples']}).",
+              f"Still frames of the models {list(levels.values())[1]['label']}: "
+              + picture_link(r["files"], "samples", "samples") + ".",
               ""]
     return "\n".join(parts)
 

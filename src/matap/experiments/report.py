@@ -5,6 +5,7 @@ a run, the trivial baselines beside it, sample pictures)."""
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -262,12 +263,15 @@ def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int,
     gone = [r.run_dir for r in first.values() if not r.has_checkpoint]
     if gone:   # keep the pictures an earlier invocation drew from the checkpoints, if they are there
         files = {name: f"{name}.gif" for name in first} | {"samples": "samples.png"}
-        lacking = [f for f in files.values() if not (out / f).is_file()]
-        if lacking:
-            raise MatapError(f"{gone[0]}: checkpoints/last.ckpt is gone, and the pictures drawn from it "
-                             f"({', '.join(lacking)}) are not in {out}; restore the checkpoint to draw them")
-        print(f"kept {', '.join(files.values())} in {out}: {gone[0]} has no checkpoint to draw them again")
-        return files
+        if all((out / f).is_file() for f in files.values()):
+            print(f"kept {', '.join(files.values())} in {out}: {gone[0]} has no checkpoint to draw them again")
+            return files
+        for run_dir in gone:   # draw the models that still have a checkpoint; the report names the others
+            print(f"warning: no seed of {run_dir.name.split('-seed')[0]} has its checkpoints/last.ckpt any more "
+                  f"(the last looked at: {run_dir}); its pictures are not drawn", file=sys.stderr)
+        first = {name: r for name, r in first.items() if r.has_checkpoint}
+        if not first:
+            return {}
 
     import torch
 
@@ -305,6 +309,11 @@ def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int,
     _sample_figure(rows, labels, out / "samples.png")
     files["samples"] = "samples.png"
     return files
+
+
+def picture_link(files: dict[str, str], key: str, text: str) -> str:
+    """A markdown link to a picture, or a note that it was not drawn (its model had no checkpoint left)."""
+    return f"[{text}]({files[key]})" if key in files else f"{text} (not drawn: no checkpoint was left)"
 
 
 def _sample_figure(rows: list[np.ndarray], labels: list[str], path: Path) -> None:
