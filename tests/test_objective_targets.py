@@ -87,3 +87,30 @@ def test_rollout_bce_weight_scales_the_bce_of_the_rollout_term_alone():
         torch.testing.assert_close(terms[w]["rollout"], w * bce + dissimilarity)
     for name in ("next", "ae", "latent"):
         assert terms[0.0][name] == terms[1.0][name]                           # the other terms are untouched
+
+
+def test_an_attached_latent_target_adds_exactly_the_targets_gradient_to_the_encoding():
+    """latent_detach=False: the same latent term, and the encoder's output gets, on top of the gradient
+    through the cell, the gradient of the squared error through its target z_{t+1}."""
+    import matap
+
+    torch.manual_seed(0)
+    model = matap.build_model("matap").eval()                     # no dropout; batch norm from running statistics
+    x = torch.rand(2, 4, 1, 64, 64)
+    grads, terms = {}, {}
+    for detach in (True, False):
+        encoded = []
+        handle = model.encoder.register_forward_hook(lambda module, args, out: encoded.append(out) or out.retain_grad())
+        out = PredictObjective(ObjectiveConfig(name="predict", latent_detach=detach))(model, x)
+        handle.remove()
+        out.terms["latent"].backward()
+        grads[detach], terms[detach] = encoded[0].grad.view(2, 4, -1), out.terms["latent"].detach()
+    torch.testing.assert_close(terms[True], terms[False])
+    with torch.no_grad():
+        result = model(x)
+        spread = result.z[:, 1:].var()
+        by_target = -2 * (result.z_next[:, :-1] - result.z[:, 1:]) / result.z[:, 1:].numel() / spread  # (B, T-1, d)
+    difference = grads[False] - grads[True]
+    assert by_target.abs().max() > 1e-5                              # there is a gradient to see
+    torch.testing.assert_close(difference[:, 1:], by_target, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(difference[:, 0], torch.zeros_like(difference[:, 0]))  # the first frame is no target

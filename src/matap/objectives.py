@@ -69,6 +69,11 @@ class PredictObjective:
     the rollout's frame term: BCE of a rollout rewards the grey average of where a digit may be, SSIM
     a dark frame where the model is unsure, and w_rb = 0 keeps only the latter.
 
+    ``latent_detach = False`` lets the latent terms' gradient reach the encoder through their target
+    too, so that the encoder is shaped towards latents the cell can predict, step by step and over a
+    rollout; the autoencoder term keeps it from collapsing them (the paper's objective, without
+    one, has no such guard).
+
     ``decode_frames = k > 0`` decodes, in training, only k randomly chosen frames of each
     sequence per frame term: the decoder dominates the cost of a step, and neighbouring
     frames carry much the same gradient, so a step covers more sequences for the same time.
@@ -81,6 +86,7 @@ class PredictObjective:
 
     def __init__(self, cfg: ObjectiveConfig) -> None:
         self.latent_weight = cfg.latent_weight
+        self.latent_detach = cfg.latent_detach
         self.ae_weight = cfg.ae_weight
         self.rollout_weight = cfg.rollout_weight
         self.rollout_latent_weight = cfg.rollout_latent_weight
@@ -145,8 +151,8 @@ class PredictObjective:
                        for name, value in bce.items()}
         # Relative to the spread of the latents: the encoder's scale is free, and a raw MSE
         # can grow with it until, under gradient clipping, it starves the frame terms.
-        target = out.z.detach()
-        spread = target[:, 1:].var().clamp_min(1e-6)
+        target = out.z.detach() if self.latent_detach else out.z
+        spread = out.z.detach()[:, 1:].var().clamp_min(1e-6)
         latent = F.mse_loss(out.z_next[:, :-1], target[:, 1:]) / spread
         terms = {"next": bce["next"], "ae": bce["recon"], "latent": latent}
         loss = bce["next"] + self.ae_weight * bce["recon"] + self.latent_weight * latent
