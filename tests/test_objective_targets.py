@@ -6,6 +6,7 @@ predictor is perfect (its output at step t is z_{t+1}). So a decoded output is t
 stands for, and a pair of the objective matches its target exactly when the objective scores
 the output against the frame it predicts."""
 
+import pytest
 import torch
 
 from matap import metrics
@@ -89,28 +90,43 @@ def test_rollout_bce_weight_scales_the_bce_of_the_rollout_term_alone():
         assert terms[0.0][name] == terms[1.0][name]                           # the other terms are untouched
 
 
-def test_an_attached_latent_target_adds_exactly_the_targets_gradient_to_the_encoding():
-    """latent_detach=False: the same latent term, and the encoder's output gets, on top of the gradient
-    through the cell, the gradient of the squared error through its target z_{t+1}."""
+
+def _latent_term_by_hand(model, encoded: torch.Tensor, detach: bool) -> torch.Tensor:
+    """The teacher-forced latent term from the encodings (B, T, d), written out: the prediction of
+    z_{t+1} against z_{t+1}, over the spread of the batch (detached target) or, with the target
+    attached, over how much each sequence's latents move in time."""
+    h, _ = model.unroll(encoded)
+    predicted = model.predict(h, encoded)[:, :-1]
+    target = encoded[:, 1:]
+    if detach:
+        return torch.nn.functional.mse_loss(predicted, target.detach()) / target.detach().var()
+    return torch.nn.functional.mse_loss(predicted, target) / target.var(dim=1).mean()
+
+
+@pytest.mark.parametrize("detach", [True, False])
+def test_the_latent_terms_value_and_gradient_reach_the_encoding_as_written(detach):
+    """latent_detach=True: the gradient reaches the encoder through the prediction alone; False: through
+    the target and the spread too, and the spread is each sequence's movement over time."""
     import matap
 
     torch.manual_seed(0)
     model = matap.build_model("matap").eval()                     # no dropout; batch norm from running statistics
-    x = torch.rand(2, 4, 1, 64, 64)
-    grads, terms = {}, {}
-    for detach in (True, False):
-        encoded = []
-        handle = model.encoder.register_forward_hook(lambda module, args, out: encoded.append(out) or out.retain_grad())
-        out = PredictObjective(ObjectiveConfig(name="predict", latent_detach=detach))(model, x)
-        handle.remove()
-        out.terms["latent"].backward()
-        grads[detach], terms[detach] = encoded[0].grad.view(2, 4, -1), out.terms["latent"].detach()
-    torch.testing.assert_close(terms[True], terms[False])
-    with torch.no_grad():
-        result = model(x)
-        spread = result.z[:, 1:].var()
-        by_target = -2 * (result.z_next[:, :-1] - result.z[:, 1:]) / result.z[:, 1:].numel() / spread  # (B, T-1, d)
-    difference = grads[False] - grads[True]
-    assert by_target.abs().max() > 1e-5                              # there is a gradient to see
-    torch.testing.assert_close(difference[:, 1:], by_target, rtol=1e-4, atol=1e-7)
-    torch.testing.assert_close(difference[:, 0], torch.zeros_like(difference[:, 0]))  # the first frame is no target
+    x = torch.rand(2, 5, 1, 64, 64)
+    encoded = []
+    handle = model.encoder.register_forward_hook(lambda module, args, out: encoded.append(out) or out.retain_grad())
+    out = PredictObjective(ObjectiveConfig(name="predict", latent_detach=detach))(model, x)
+    handle.remove()
+    out.terms["latent"].backward()
+    by_objective = encoded[0].grad.view(2, 5, -1)
+
+    leaf = encoded[0].detach().view(2, 5, -1).requires_grad_()
+    by_hand = _latent_term_by_hand(model, leaf, detach)
+    by_hand.backward()
+    torch.testing.assert_close(out.terms["latent"].detach(), by_hand.detach())
+    assert leaf.grad.abs().max() > 1e-5                               # there is a gradient to compare
+    torch.testing.assert_close(by_objective, leaf.grad, rtol=1e-4, atol=1e-7)
+    if not detach:                                                    # the target's share is really there
+        model.zero_grad()
+        detached = leaf.detach().requires_grad_()
+        _latent_term_by_hand(model, detached, True).backward()
+        assert not torch.allclose(leaf.grad, detached.grad, atol=1e-6)

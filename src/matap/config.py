@@ -96,7 +96,8 @@ class ObjectiveConfig:
     name: str = option("predict", choices=OBJECTIVES)  # registered in matap.registry.OBJECTIVES: "paper", "predict"
     latent_weight: float = option(0.1, minimum=0)  # lambda of Eq. 6
     # predict: stop the latent terms' gradient at their target, the encoded true frame (false: the encoder
-    # is also pulled towards latents that the cell can predict; the autoencoder term keeps it from collapsing)
+    # is also pulled towards latents that the cell can predict, the terms then divided by how much each
+    # sequence's latents move over time, so that latents that do not move do not win)
     latent_detach: bool = True
     ae_weight: float = option(1.0, minimum=0)      # predict: weight of the autoencoder term
     # predict: weight of the rollout's frame term, BCE of decoded rolled-out latents

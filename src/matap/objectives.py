@@ -71,8 +71,9 @@ class PredictObjective:
 
     ``latent_detach = False`` lets the latent terms' gradient reach the encoder through their target
     too, so that the encoder is shaped towards latents the cell can predict, step by step and over a
-    rollout; the autoencoder term keeps it from collapsing them (the paper's objective, without
-    one, has no such guard).
+    rollout. The terms are then divided by mean_b Var_t(z) (gradient kept), how much each sequence's
+    latents move over time, instead of the batch's Var(sg(z)): against the batch's spread the encoder
+    wins by giving every frame of a sequence the same latent.
 
     ``decode_frames = k > 0`` decodes, in training, only k randomly chosen frames of each
     sequence per frame term: the decoder dominates the cost of a step, and neighbouring
@@ -151,8 +152,16 @@ class PredictObjective:
                        for name, value in bce.items()}
         # Relative to the spread of the latents: the encoder's scale is free, and a raw MSE
         # can grow with it until, under gradient clipping, it starves the frame terms.
-        target = out.z.detach() if self.latent_detach else out.z
-        spread = out.z.detach()[:, 1:].var().clamp_min(1e-6)
+        if self.latent_detach:
+            target = out.z.detach()
+            spread = target[:, 1:].var().clamp_min(1e-6)
+        else:
+            # With the target attached, a spread over the whole batch lets the encoder win by making the
+            # latents of a sequence all alike (measured: it does, within two epochs). Divided by how much
+            # each sequence's latents move over time, gradient included, the term is the same whatever the
+            # size of that movement, and falls only as the movement becomes predictable.
+            target = out.z
+            spread = target[:, 1:].var(dim=1).mean().clamp_min(1e-6)
         latent = F.mse_loss(out.z_next[:, :-1], target[:, 1:]) / spread
         terms = {"next": bce["next"], "ae": bce["recon"], "latent": latent}
         loss = bce["next"] + self.ae_weight * bce["recon"] + self.latent_weight * latent
