@@ -90,7 +90,6 @@ def test_rollout_bce_weight_scales_the_bce_of_the_rollout_term_alone():
         assert terms[0.0][name] == terms[1.0][name]                           # the other terms are untouched
 
 
-
 def _latent_term_by_hand(model, encoded: torch.Tensor, detach: bool) -> torch.Tensor:
     """The teacher-forced latent term from the encodings (B, T, d), written out: the prediction of
     z_{t+1} against z_{t+1}, over the spread of the batch (detached target) or, with the target
