@@ -129,3 +129,38 @@ def test_the_latent_terms_value_and_gradient_reach_the_encoding_as_written(detac
         detached = leaf.detach().requires_grad_()
         _latent_term_by_hand(model, detached, True).backward()
         assert not torch.allclose(leaf.grad, detached.grad, atol=1e-6)
+
+
+def _levels_sequence(z: torch.Tensor, size: int = 4) -> torch.Tensor:
+    """(1, T, 1, size, size) whose frame t is the grey level sigmoid(z_t), so that PerfectModel encodes it as z_t."""
+    return torch.sigmoid(z)[None, :, None, None, None].expand(1, len(z), 1, size, size).contiguous()
+
+
+def test_the_curvature_term_is_zero_on_a_straight_path_and_measures_a_bend():
+    model = PerfectModel()
+    steps = torch.arange(T, dtype=torch.float32)
+    straight = _levels_sequence(-1.5 + 0.5 * steps)                     # z_t on a line: no bend
+    bent = _levels_sequence(-1.5 + 0.5 * (steps - 2).abs())            # goes back at t = 2, as a bounce does
+    cfg = ObjectiveConfig(name="predict", curvature_weight=2.0)
+    off = PredictObjective(ObjectiveConfig(name="predict"))(model, bent)
+    on = PredictObjective(cfg)(model, bent)
+    assert "curvature" not in off.terms                                   # weight 0: no term at all
+    torch.testing.assert_close(PredictObjective(cfg)(model, straight).terms["curvature"], torch.tensor(0.0))
+
+    z = model.encode(bent)                                                # (1, T, 1)
+    second = z[:, 2:] - 2 * z[:, 1:-1] + z[:, :-2]                        # 1.0 at the turn, 0 elsewhere
+    by_hand = second.pow(2).mean() / z.var(dim=1).mean()
+    assert by_hand > 0.1
+    torch.testing.assert_close(on.terms["curvature"], by_hand)
+    torch.testing.assert_close(on.loss, off.loss + 2.0 * by_hand)        # weighted into the loss, the rest unchanged
+
+
+def test_the_curvature_term_does_not_reward_latents_that_stand_still():
+    """Divided by the movement over time, the term is the same at any scale of the path: shrinking the
+    latents towards a constant does not lower it."""
+    model = PerfectModel()
+    steps = torch.arange(T, dtype=torch.float32)
+    cfg = ObjectiveConfig(name="predict", curvature_weight=1.0)
+    terms = [PredictObjective(cfg)(model, _levels_sequence(scale * (steps - 2).abs())).terms["curvature"]
+             for scale in (1.0, 0.1)]
+    torch.testing.assert_close(terms[0], terms[1], rtol=1e-3, atol=1e-6)

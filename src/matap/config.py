@@ -86,6 +86,9 @@ class ModelConfig:
     content_path: bool = False
     # beyond the paper: the predictor gives the change of the latent, z^_{t+1} = z_t + P(h_t) (no parameters)
     residual: bool = False
+    # beyond the paper: the predictor gives the change from the straight-line extension of the last two inputs,
+    # z^_{t+1} = 2 z_t - z_{t-1} + P(h_t) (no parameters; takes precedence over residual)
+    velocity: bool = False
     # The named cell's own options: the keywords with defaults of its constructor that are not keys above
     # (set as model.<option>=value; written into the model section beside the keys above).
     options: dict[str, Any] = field(default_factory=dict)
@@ -111,6 +114,10 @@ class ObjectiveConfig:
     rollout_ramp: float = option(0.0, minimum=0, maximum=1)
     decode_frames: int = 0         # predict: frames decoded per sequence and frame term in training (0 = all)
     ssim_weight: float = 0.0       # predict: weight of (1 - SSIM) added to each frame term
+    # predict: weight of the curvature of the encoded trajectories, ||z_{t+1} - 2 z_t + z_{t-1}||^2 divided by
+    # how much each sequence's latents move over time (gradient kept): an encoding in which steady motion is
+    # a straight line, which a rollout can extend
+    curvature_weight: float = option(0.0, minimum=0)
 
 
 @dataclass

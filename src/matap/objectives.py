@@ -75,6 +75,11 @@ class PredictObjective:
     latents move over time, instead of the batch's Var(sg(z)): against the batch's spread the encoder
     wins by giving every frame of a sequence the same latent.
 
+    ``curvature_weight = w_c > 0`` adds w_c mean_t ||z_{t+1} - 2 z_t + z_{t-1}||^2 / mean_b Var_t(z) over the
+    encodings of the true frames, gradient kept in both: digits that move at a steady speed then trace
+    straight lines in the latent space, which the cell can extend by repeating the last step. Dividing by
+    the movement keeps the encoder from winning by keeping the latents still.
+
     ``decode_frames = k > 0`` decodes, in training, only k randomly chosen frames of each
     sequence per frame term: the decoder dominates the cost of a step, and neighbouring
     frames carry much the same gradient, so a step covers more sequences for the same time.
@@ -96,6 +101,7 @@ class PredictObjective:
         self.rollout_ramp = cfg.rollout_ramp
         self.decode_frames = cfg.decode_frames
         self.ssim_weight = cfg.ssim_weight
+        self.curvature_weight = cfg.curvature_weight
 
     @property
     def rolls_out(self) -> bool:
@@ -169,6 +175,10 @@ class PredictObjective:
             terms["rollout"] = bce["rollout"]
             terms["rollout_latent"] = F.mse_loss(rolled, target[:, C:C + horizon]) / spread
             loss = loss + self.rollout_weight * terms["rollout"] + self.rollout_latent_weight * terms["rollout_latent"]
+        if self.curvature_weight > 0:
+            bend = out.z[:, 2:] - 2 * out.z[:, 1:-1] + out.z[:, :-2]
+            terms["curvature"] = bend.pow(2).mean() / out.z.var(dim=1).mean().clamp_min(1e-6)
+            loss = loss + self.curvature_weight * terms["curvature"]
         result = ObjectiveOutput(loss, terms)
         if with_frames:
             result.pairs = {name: (torch.sigmoid(logits[name]), frames) for name, (_, frames) in pairs.items()}
