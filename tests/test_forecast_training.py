@@ -152,6 +152,49 @@ def test_residual_predictor_adds_the_change_to_the_cells_input_and_has_no_parame
                                    torch.stack(expected, dim=1))
 
 
+
+@pytest.mark.parametrize("feedback", ["latent", "frame"])
+def test_velocity_predictor_extends_the_last_step_and_has_no_parameters(feedback):
+    torch.manual_seed(0)
+    plain = build_model("matap", encoder_dropout=0.0, predictor_dropout=0.0, attn_dropout=0.0,
+                        rollout_feedback=feedback).eval()
+    moving = build_model("matap", encoder_dropout=0.0, predictor_dropout=0.0, attn_dropout=0.0,
+                         rollout_feedback=feedback, velocity=True).eval()
+    moving.load_state_dict(plain.state_dict())
+    assert count_parameters(moving) == count_parameters(plain)
+    x = torch.rand(2, 5, 1, 64, 64)
+    with torch.no_grad():
+        out, ref = moving(x), plain(x)
+        z = ref.z
+        line = torch.cat([z[:, :1], 2 * z[:, 1:] - z[:, :-1]], dim=1)      # no movement before the first step
+        torch.testing.assert_close(out.z_next, line + ref.z_next)           # z^_{t+1} = 2 z_t - z_{t-1} + P(h_t)
+        # a rollout extends the last two inputs of the cell: the context's, then what it fed back
+        context = moving.encode(x[:, :3])
+        h, state = moving.unroll(context)
+        before, fed = context[:, -2], context[:, -1]
+        z_next, expected = 2 * fed - before + moving.predictor(h[:, -1]), []
+        for _ in range(3):
+            expected.append(z_next)
+            frame = torch.sigmoid(moving.decoder(z_next))
+            before, fed = fed, (moving.encoder(frame) if feedback == "frame" else z_next)
+            h_t, state = moving.cell(fed, state)
+            z_next = 2 * fed - before + moving.predictor(h_t)
+        torch.testing.assert_close(moving.rollout_latents(context, 3), torch.stack(expected, dim=1))
+
+
+def test_velocity_predictor_with_no_correction_rolls_out_a_straight_line():
+    torch.manual_seed(0)
+    model = build_model("matap", predictor_dropout=0.0, velocity=True).eval()
+    for p in model.predictor.parameters():
+        torch.nn.init.zeros_(p)                                             # P(h) = 0: the line alone
+    context = torch.randn(2, 4, 64)
+    with torch.no_grad():
+        rolled = model.rollout_latents(context, 5)
+    step = context[:, -1] - context[:, -2]
+    line = torch.stack([context[:, -1] + k * step for k in range(1, 6)], dim=1)
+    torch.testing.assert_close(rolled, line)
+
+
 def test_frame_feedback_rollout_term_scores_the_frames_the_rollout_decoded():
     model = _frame_feedback_model()
     objective = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=3, decode_frames=2))

@@ -46,11 +46,15 @@ class LatentVideoModel(nn.Module):
     ``residual=True`` (beyond the paper, no parameters) makes the predictor's output the change of
     the latent: z^_{t+1} = z_t + P(h_t), where z_t is the cell's input at step t (in a rollout, the
     fed-back latent), so that a model that predicts no change repeats the last frame.
+
+    ``velocity=True`` (beyond the paper, no parameters) adds the predictor's output to the straight-line
+    extension of the cell's last two inputs: z^_{t+1} = 2 z_t - z_{t-1} + P(h_t) (z_{t-1} = z_t at the
+    first step), so that a model that predicts no correction keeps the latent moving as it last moved.
     """
 
     def __init__(self, cell: Cell, latent_dim: int = 64, encoder_dropout: float = 0.2,
                  predictor_dropout: float = 0.1, feedback: str = "latent", content_path: bool = False,
-                 residual: bool = False) -> None:
+                 residual: bool = False, velocity: bool = False) -> None:
         super().__init__()
         if feedback not in FEEDBACKS:
             raise ValueError(f"feedback must be one of {FEEDBACKS}; got {feedback!r}")
@@ -61,6 +65,7 @@ class LatentVideoModel(nn.Module):
         self.predictor = LatentPredictor(latent_dim, predictor_dropout)
         self.content_path = content_path
         self.residual = residual
+        self.velocity = velocity
         self.decoder = SpatialDecoder(latent_dim, content_path)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -94,18 +99,25 @@ class LatentVideoModel(nn.Module):
             state = self.cell.initial_state(z.shape[0], z.device, z.dtype)
         return self.cell.unroll(z, state)
 
-    def predict(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def predict(self, h: torch.Tensor, z: torch.Tensor, z_before: torch.Tensor | None = None) -> torch.Tensor:
         """The predicted next latents from cell outputs ``h`` and the cell's inputs ``z`` at the same steps
-        (same shape, (..., d)): P(h), or z + P(h) with ``residual``."""
+        (same shape, (..., d)): P(h), z + P(h) with ``residual``, or 2 z - z_before + P(h) with ``velocity``,
+        where ``z_before`` holds the inputs one step earlier (None: no earlier step, no movement)."""
         change = self.predictor(h)
+        if self.velocity:
+            return change + (z if z_before is None else 2 * z - z_before)
         return z + change if self.residual else change
+
+    def predict_sequence(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """:meth:`predict` at every step of (B, T, d) cell outputs ``h`` and inputs ``z``."""
+        return self.predict(h, z, torch.cat([z[:, :1], z[:, :-1]], dim=1) if self.velocity else None)
 
     def forward(self, frames: torch.Tensor) -> TeacherForced:
         """Teacher-forced pass: z_t = E(x_t), z^_{t+1} = P(cell(z_<=t)); frames (B, T, 1, H, W), or as
         :func:`as_frames` takes them. Decode ``z_next`` for frames: ``torch.sigmoid(model.decode(out.z_next))``."""
         z = self.encode(frames)
         h, _ = self.unroll(z)
-        return TeacherForced(z, self.predict(h, z))
+        return TeacherForced(z, self.predict_sequence(h, z))
 
     def rollout_latents(self, z_context: torch.Tensor, horizon: int) -> torch.Tensor:
         """Given (B, C, d) context latents, predict (B, horizon, d) future latents,
@@ -118,7 +130,9 @@ class LatentVideoModel(nn.Module):
         logits decoded on the way (None with latent feedback, which decodes nothing).
         ``content``: ``self.content(context frames)``, needed with a content path and frame feedback."""
         h, state = self.unroll(z_context)
-        z_next = self.predict(h[:, -1], z_context[:, -1])      # (B, d)
+        before = z_context[:, -2] if z_context.shape[1] > 1 else None
+        z_next = self.predict(h[:, -1], z_context[:, -1], before)      # (B, d)
+        last = z_context[:, -1]
         latents, logits = [z_next], []
         for step in range(horizon):
             if self.feedback == "frame":
@@ -127,7 +141,8 @@ class LatentVideoModel(nn.Module):
                 break
             fed = self.encoder(torch.sigmoid(logits[-1])) if self.feedback == "frame" else z_next
             h_t, state = self.cell(fed, state)
-            z_next = self.predict(h_t, fed)
+            z_next = self.predict(h_t, fed, last)
+            last = fed
             latents.append(z_next)
         return torch.stack(latents, dim=1), (torch.stack(logits, dim=1) if logits else None)
 
