@@ -53,6 +53,33 @@ def test_evaluate_protocols_write_per_timestep_json(smoke_run, tmp_path, protoco
     assert "SSIM (tf.image.ssim)" in capsys.readouterr().out
 
 
+
+def test_evaluate_and_predict_roll_out_with_the_feedback_asked_for(smoke_run, tmp_path, monkeypatch):
+    """--feedback changes what is fed back after the first predicted frame, not that frame itself;
+    without it the run's model.rollout_feedback (latent in the smoke preset) is used."""
+    mse = {}
+    for feedback in ("latent", "frame", None):
+        out = tmp_path / f"{feedback}.json"
+        asked = ["--feedback", feedback] if feedback else []
+        assert main(["evaluate", str(smoke_run), "--no-baselines", "--json", str(out), *asked]) == 0
+        result = json.loads(out.read_text())
+        assert result["feedback"] == (feedback or "latent")
+        mse[feedback] = result["metrics"]["mse"]["per_timestep"]
+    assert mse[None] == mse["latent"]
+    assert mse["frame"][0] == pytest.approx(mse["latent"][0], rel=1e-5)
+    assert mse["frame"][1:] != mse["latent"][1:]              # bit for bit, as the repeated default run is
+    from matap.models.video_model import LatentVideoModel
+
+    seen, rollout = [], LatentVideoModel.rollout
+    monkeypatch.setattr(LatentVideoModel, "rollout",
+                        lambda model, *args, **kwargs: seen.append(model.feedback) or rollout(model, *args, **kwargs))
+    for feedback in ("frame", "latent"):
+        assert main(["predict", str(smoke_run), "--png", str(tmp_path / f"{feedback}.png"), "--num", "2",
+                     "--feedback", feedback]) == 0
+    assert main(["predict", str(smoke_run), "--png", str(tmp_path / "default.png"), "--num", "2"]) == 0
+    assert seen == ["frame", "latent", "latent"]
+
+
 def _videos(n: int, t: int) -> np.ndarray:
     from matap.data import generate
     from matap.data.digits import load_digits

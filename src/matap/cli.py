@@ -52,6 +52,12 @@ def _add_layout(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=LAYOUTS, default="auto", help=LAYOUT_HELP)
 
 
+def _add_feedback(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--feedback", choices=("latent", "frame"), default=None,
+                   help="what the rollout feeds back into the cell: latent (the predicted latent, as the paper) or "
+                        "frame (the encoding of the decoded prediction); default: the run's model.rollout_feedback")
+
+
 def _add_rollout_arguments(p: argparse.ArgumentParser, num_help: str, data_help: str) -> None:
     """What predict and inspect roll out: RUN_OR_CHECKPOINT, --checkpoint, --data, --num, --context."""
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
@@ -128,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=int, default=None, help="evaluate only the first NUM sequences")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="which checkpoint of a run folder: best (default; lowest validation loss) or last (final epoch)")
+    _add_feedback(p)
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--json", help="write the result, with per-timestep arrays, to this file")
     p.add_argument("--no-baselines", action="store_true",
@@ -151,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PNG file to write: rows context | truth | prediction per sequence, frame numbers above, "
                         "and the per-frame SSIM plot below them in the same PNG")
     p.add_argument("--horizon", type=int, default=None, help="future frames (default: the rest of each video)")
+    _add_feedback(p)
     p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser("inspect", help="record a memory cell's attention, gate and memory at every step; figures "
@@ -324,6 +332,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from matap.evaluation import evaluate, format_table, required_length
 
     model, cfg, path = load_model(args.run, args.checkpoint)
+    if args.feedback:
+        model.feedback = args.feedback
     context = args.context if args.context is not None else cfg.eval.context
     protocol = PROTOCOLS.get(args.protocol)
     horizon = args.horizon if args.horizon is not None else protocol.horizon or cfg.eval.horizon
@@ -336,14 +346,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       progress=sys.stdout.isatty())
     data = args.data or f"{'validation' if args.split == 'val' else 'test'} split of the run's config"
     result.update({"checkpoint": str(path), "model": cfg.model.name, "objective": cfg.objective.name,
-                   "data": data, "split": None if args.data else args.split})
+                   "data": data, "split": None if args.data else args.split, "feedback": model.feedback})
     from matap.baselines import EVERY_FRAME_PROTOCOLS, evaluate_baselines, mean_training_frame
 
     if (protocol.future or args.protocol in EVERY_FRAME_PROTOCOLS) and not args.no_baselines:
         scores = evaluate_baselines(videos, mean_training_frame(cfg), args.protocol, context, horizon,
                                     cfg.eval.batch_size, args.device)
         result["baselines"] = {name: value["metrics"] for name, value in scores.items()}
-    print(f"checkpoint {path} ({cfg.model.name}, trained with objective {cfg.objective.name}); data: {data}")
+    print(f"checkpoint {path} ({cfg.model.name}, trained with objective {cfg.objective.name}); data: {data}"
+          + (f"; rollout feedback: {model.feedback}" if protocol.future else ""))
     print(format_table(result))
     if "baselines" in result:
         from matap.baselines import format_comparison, format_reconstruction
@@ -376,6 +387,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if getattr(args, option) is not None and getattr(args, option) < 1:
             raise MatapError(f"--{option} must be >= 1")
     model = load_for_inference(args.run, args.checkpoint)
+    if args.feedback:
+        model.feedback = args.feedback
     cfg = model.config
     context = args.context if args.context is not None else cfg.eval.context
     videos = _videos_for(cfg, args.data, context + (args.horizon or cfg.eval.horizon), layout=args.layout)
