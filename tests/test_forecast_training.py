@@ -125,15 +125,19 @@ def test_frame_feedback_feeds_the_encoding_of_each_decoded_frame_back_into_the_c
         torch.testing.assert_close(model.rollout(context, 1), expected[0][:, None])
 
 
+def _plain_and(feedback: str, **option: bool):
+    """The paper's model without dropout, and the same weights with a predictor ``option`` turned on."""
+    torch.manual_seed(0)
+    models = [build_model("matap", encoder_dropout=0.0, predictor_dropout=0.0, attn_dropout=0.0,
+                          rollout_feedback=feedback, **extra).eval() for extra in ({}, option)]
+    models[1].load_state_dict(models[0].state_dict())
+    assert count_parameters(models[1]) == count_parameters(models[0])
+    return models
+
+
 @pytest.mark.parametrize("feedback", ["latent", "frame"])
 def test_residual_predictor_adds_the_change_to_the_cells_input_and_has_no_parameters(feedback):
-    torch.manual_seed(0)
-    plain = build_model("matap", encoder_dropout=0.0, predictor_dropout=0.0, attn_dropout=0.0,
-                        rollout_feedback=feedback).eval()
-    residual = build_model("matap", encoder_dropout=0.0, predictor_dropout=0.0, attn_dropout=0.0,
-                           rollout_feedback=feedback, residual=True).eval()
-    residual.load_state_dict(plain.state_dict())
-    assert count_parameters(residual) == count_parameters(plain)
+    plain, residual = _plain_and(feedback, residual=True)
     x = torch.rand(2, 5, 1, 64, 64)
     with torch.no_grad():
         out, ref = residual(x), plain(x)
@@ -152,16 +156,9 @@ def test_residual_predictor_adds_the_change_to_the_cells_input_and_has_no_parame
                                    torch.stack(expected, dim=1))
 
 
-
 @pytest.mark.parametrize("feedback", ["latent", "frame"])
 def test_velocity_predictor_extends_the_last_step_and_has_no_parameters(feedback):
-    torch.manual_seed(0)
-    plain = build_model("matap", encoder_dropout=0.0, predictor_dropout=0.0, attn_dropout=0.0,
-                        rollout_feedback=feedback).eval()
-    moving = build_model("matap", encoder_dropout=0.0, predictor_dropout=0.0, attn_dropout=0.0,
-                         rollout_feedback=feedback, velocity=True).eval()
-    moving.load_state_dict(plain.state_dict())
-    assert count_parameters(moving) == count_parameters(plain)
+    plain, moving = _plain_and(feedback, velocity=True)
     x = torch.rand(2, 5, 1, 64, 64)
     with torch.no_grad():
         out, ref = moving(x), plain(x)
