@@ -135,6 +135,21 @@ def _plain_and(feedback: str, **option: bool):
     return models
 
 
+def _rollout_by_hand(model, context: torch.Tensor, feedback: str, start) -> torch.Tensor:
+    """Three rolled-out latents written out: each is start(fed, fed one step before) + P(h), where fed is
+    the cell's input (the last context latent first, then the latent or the encoding of its frame)."""
+    h, state = model.unroll(context)
+    before, fed = context[:, -2], context[:, -1]
+    z_next, expected = start(fed, before) + model.predictor(h[:, -1]), []
+    for _ in range(3):
+        expected.append(z_next)
+        frame = torch.sigmoid(model.decoder(z_next))
+        before, fed = fed, (model.encoder(frame) if feedback == "frame" else z_next)
+        h_t, state = model.cell(fed, state)
+        z_next = start(fed, before) + model.predictor(h_t)
+    return torch.stack(expected, dim=1)
+
+
 @pytest.mark.parametrize("feedback", ["latent", "frame"])
 def test_residual_predictor_adds_the_change_to_the_cells_input_and_has_no_parameters(feedback):
     plain, residual = _plain_and(feedback, residual=True)
@@ -143,17 +158,9 @@ def test_residual_predictor_adds_the_change_to_the_cells_input_and_has_no_parame
         out, ref = residual(x), plain(x)
         torch.testing.assert_close(out.z_next, ref.z + ref.z_next)          # z^_{t+1} = z_t + P(h_t)
         # a rollout adds each step's change to what it fed back: the last context latent first
-        h, state = residual.unroll(residual.encode(x[:, :3]))
-        fed = residual.encode(x[:, :3])[:, -1]
-        z_next, expected = fed + residual.predictor(h[:, -1]), []
-        for _ in range(3):
-            expected.append(z_next)
-            frame = torch.sigmoid(residual.decoder(z_next))
-            fed = residual.encoder(frame) if feedback == "frame" else z_next
-            h_t, state = residual.cell(fed, state)
-            z_next = fed + residual.predictor(h_t)
-        torch.testing.assert_close(residual.rollout_latents(residual.encode(x[:, :3]), 3),
-                                   torch.stack(expected, dim=1))
+        context = residual.encode(x[:, :3])
+        torch.testing.assert_close(residual.rollout_latents(context, 3),
+                                   _rollout_by_hand(residual, context, feedback, lambda fed, before: fed))
 
 
 @pytest.mark.parametrize("feedback", ["latent", "frame"])
@@ -167,16 +174,8 @@ def test_velocity_predictor_extends_the_last_step_and_has_no_parameters(feedback
         torch.testing.assert_close(out.z_next, line + ref.z_next)           # z^_{t+1} = 2 z_t - z_{t-1} + P(h_t)
         # a rollout extends the last two inputs of the cell: the context's, then what it fed back
         context = moving.encode(x[:, :3])
-        h, state = moving.unroll(context)
-        before, fed = context[:, -2], context[:, -1]
-        z_next, expected = 2 * fed - before + moving.predictor(h[:, -1]), []
-        for _ in range(3):
-            expected.append(z_next)
-            frame = torch.sigmoid(moving.decoder(z_next))
-            before, fed = fed, (moving.encoder(frame) if feedback == "frame" else z_next)
-            h_t, state = moving.cell(fed, state)
-            z_next = 2 * fed - before + moving.predictor(h_t)
-        torch.testing.assert_close(moving.rollout_latents(context, 3), torch.stack(expected, dim=1))
+        torch.testing.assert_close(moving.rollout_latents(context, 3),
+                                   _rollout_by_hand(moving, context, feedback, lambda fed, before: 2 * fed - before))
 
 
 def test_velocity_predictor_with_no_correction_rolls_out_a_straight_line():
