@@ -398,5 +398,7 @@ def validate(cfg: Config) -> None:
         raise MatapError(
             f"objective.rollout_context must be in [1, data.seq_len) = [1, {d.seq_len}), got {o.rollout_context}"
         )
+    if o.curvature_weight > 0 and d.seq_len < 3:
+        raise MatapError(f"objective.curvature_weight needs sequences of at least 3 frames (data.seq_len={d.seq_len})")
     if not 0 < t.limit_train_batches <= 1 and not float(t.limit_train_batches).is_integer():
         raise MatapError(f"train.limit_train_batches must be a fraction in (0, 1] or a batch count, got {t.limit_train_batches}")
