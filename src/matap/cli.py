@@ -38,7 +38,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", default=None,
-                   help="YAML file or preset name (smoke, quick, paper); default: the built-in defaults")
+                   help="YAML file or preset name (smoke, quick, forecast, study, small, paper); default: the built-in "
+                        "defaults")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
 
 
@@ -188,8 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "and experiments given the same --runs folder share the runs they have in common. "
                            "OUT/report.md, results.json and the pictures are rewritten on every invocation.")
         p.add_argument("--config", "-c", default="study",
-                       help="YAML file or preset name (default: study, 24 epochs of quick's recipe, about 11 "
-                            "minutes per model and seed on 2 CPU cores with AMX, 30 without)")
+                       help="YAML file or preset name (default: study, 24 epochs of the next-frame objective with "
+                            "an SSIM term and frame feedback, about 11 minutes per model and seed on 2 CPU cores "
+                            "with AMX, 30 without)")
         p.add_argument("--seeds", nargs="+", default=["0", "1", "2"], help="training seeds (default: 0 1 2)")
         p.add_argument("--out", "-o", required=True, help="folder for report.md, results.json, figures and GIFs")
         p.add_argument("--runs", help="folder of the training runs (default: OUT/runs)")
