@@ -67,11 +67,11 @@ def test_invalid_overrides_name_the_problem(override, message):
         load_config("quick", [override])
 
 
-
 def test_the_curvature_term_needs_three_frames():
     load_config("smoke", ["objective.curvature_weight=1", "data.seq_len=3"])
     with pytest.raises(MatapError, match="curvature_weight needs sequences of at least 3 frames"):
         load_config("smoke", ["objective.curvature_weight=1", "data.seq_len=2"])
+
 
 def test_unknown_key_in_yaml_is_an_error(tmp_path):
     path = tmp_path / "c.yaml"
