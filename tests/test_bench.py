@@ -10,6 +10,7 @@ import torch
 
 import matap
 from matap import bench
+from matap.bench import report
 from matap.bench.report import RESULT_KEYS
 from matap.bench.settings import resolve
 from matap.errors import MatapError
@@ -77,9 +78,24 @@ def test_quick_fills_only_what_is_not_given():
     assert settings["models"] == ["matap", "gru"] and settings["objective"] == "paper"
     assert settings["precision_requested"] == "auto" and settings["channels_last"]
     assert settings["precision"] == ("bf16" if bf16_pays("cpu") else "fp32")
-    assert resolve(_args("--precision", "fp32"))["precision"] == "fp32" and not settings["compile"]
+    assert resolve(_args("--precision", "fp32"))["precision"] == "fp32"
+    assert settings["compile_requested"] == "auto" and not settings["compile_inference"]
     assert not resolve(_args("--no-channels-last"))["channels_last"]
     assert resolve(_args("--models", "gru,matap"))["models"] == ["gru", "matap"]
+
+
+def test_compile_follows_the_trainers_auto_rule_and_on_compiles_inference_too(monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    auto = resolve(_args("--precision", "bf16"))
+    assert auto["compile"] and not auto["compile_inference"]       # bf16 on a CPU at batch 32: training only
+    assert not resolve(_args("--precision", "fp32"))["compile"]    # fp32: not compiled under auto
+    assert not resolve(_args("--precision", "bf16", "--batch-size", "4"))["compile"]
+    bare = resolve(_args("--precision", "fp32", "--compile"))      # --compile alone means on
+    assert bare["compile"] and bare["compile_inference"]
+    off = resolve(_args("--precision", "bf16", "--compile", "off"))
+    assert not off["compile"] and not off["compile_inference"]
+    labels = [report._compiled(settings) for settings in (auto, bare, off)]
+    assert labels == ["compile training (auto)", "compile on", "compile off"]
 
 
 def test_unknown_model_is_a_clear_error():

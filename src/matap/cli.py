@@ -221,15 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_config_summary(cfg: Any) -> None:
+    from matap.training.module import compile_wanted
     from matap.training.run import resolve_precision
 
     m, o, t, d = cfg.model, cfg.objective, cfg.train, cfg.data
     precision = resolve_precision(t.accelerator, t.precision)
+    compiled = "  compiled" + (" (auto)" if t.compile == "auto" else "") if compile_wanted(t, precision) else ""
     precision += " (auto)" if t.precision == "auto" else ""
     print(f"model {m.name} (d={m.latent_dim}, K={m.memory_size}, heads={m.num_heads})  objective {o.name}  "
           f"data {d.source}/{d.motion} {d.train_size}{' (new every epoch)' if d.stream else ''} + {d.val_size} x {d.seq_len} frames  "
           f"epochs {t.epochs}{f' or {t.max_time:g} min' if t.max_time else ''}  batch {t.batch_size}  "
-          f"lr {t.lr}  precision {precision}")
+          f"lr {t.lr}  precision {precision}{compiled}")
 
 
 def cmd_data(args: argparse.Namespace) -> int:

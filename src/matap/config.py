@@ -140,6 +140,11 @@ class TrainConfig:
     # "auto" (bf16 autocast where bf16 is native and measurably faster than fp32, else fp32:
     # see matap.training.run.resolve_precision), or Lightning's "32-true", "bf16-mixed", "16-mixed", ...
     precision: str = option("auto", choices=PRECISIONS)
+    # torch.compile the model's encoder, cell, predictor and decoder for training and validation (compiled at
+    # the first step; checkpoints unchanged): "on", "off", or "auto": on for bf16 autocast on a CPU at a batch
+    # of 16 or more where a C++ compiler is found, off elsewhere (matap.training.module.compile_wanted);
+    # true and false are taken as on and off
+    compile: str = option("auto", choices=("auto", "on", "off"))
     limit_train_batches: float = 1.0  # a fraction in (0, 1] of the batches, or a batch count
     log_every_n_steps: int = option(10, minimum=1)
     progress_bar: bool = True
@@ -278,6 +283,9 @@ def set_value(cfg: Config, section: str, key: str, value: Any, origin: str = "ov
         return
     if key not in keys:
         raise MatapError(f"{origin}: unknown key {section}.{key} (known in {section}: {', '.join(keys)})")
+    spec = next(f for f in dataclasses.fields(sec) if f.name == key)
+    if isinstance(value, bool) and {"on", "off"} <= set(spec.metadata.get("choices") or ()):
+        value = "on" if value else "off"  # YAML's true and false, for a key that takes on and off
     setattr(sec, key, _convert(f"{section}.{key}", value, keys[key]))
 
 

@@ -134,11 +134,6 @@ def profile_steps(step: Callable[[], Any], steps: int, top: int, device: Any) ->
              "calls_per_step": e.count / steps} for e in ranked]
 
 
-def _compile_in_place(model: Any) -> None:
-    for part in (model.encoder, model.cell, model.predictor, model.decoder):
-        part.compile()
-
-
 def training_module(name: str, settings: dict[str, Any]) -> Any:
     """The trainer's LightningModule for model ``name`` and the ``--objective``, from the default
     training config (the paper's model; Adam, learning rate and clipping of ``train``)."""
@@ -166,7 +161,7 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
     infer_flops = forward_flops_per_frame(model, device)  # counted eagerly, before any compilation
     train_flops = TRAIN_FLOPS_FACTOR * infer_flops
     if settings["compile"]:
-        _compile_in_place(model)
+        model.compile_parts()
     optimizer = module.optimizer()
     clip = module.cfg.train.grad_clip
     precision, warmup, repeats = settings["precision"], settings["warmup"], settings["repeats"]
@@ -201,8 +196,8 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
         from matap.models.fuse import fold_batchnorm
 
         model = fold_batchnorm(model)
-        if settings["compile"]:
-            _compile_in_place(model)
+    if settings.get("compile_inference", settings["compile"]):
+        model.compile_parts()
     context = to_frames(batch[:, :ROLLOUT_CONTEXT])
 
     def infer() -> None:

@@ -15,6 +15,16 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _compiled(s: dict[str, Any]) -> str:
+    """What was compiled: 'compile off', 'compile on' (everything), or 'compile training (auto)'."""
+    inference = s.get("compile_inference", s["compile"])
+    if not s["compile"] and not inference:
+        return "compile off" + (" (auto)" if s.get("compile_requested") == "auto" else "")
+    if inference:
+        return "compile on"
+    return "compile training" + (" (auto)" if s.get("compile_requested") == "auto" else "")
+
+
 def format_table(report: dict[str, Any]) -> str:
     m, s = report["machine"], report["settings"]
     device = m["device"] + (f" ({m['device_name']})" if "device_name" in m else "")
@@ -23,7 +33,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"torch {m['torch']}, python {m['python']}; device {device}",
         f"settings batch {s['batch_size']} x {s['seq_len']} frames of 64x64, objective {s['objective']}, "
         f"{s['precision']}{' (auto)' if s.get('precision_requested') == 'auto' else ''}, channels_last {'on' if s['channels_last'] else 'off'}, "
-        f"compile {'on' if s['compile'] else 'off'}, BatchNorm folded for inference "
+        f"{_compiled(s)}, BatchNorm folded for inference "
         f"{'on' if s.get('fold_bn', True) else 'off'}; median of {s['repeats']} after {s['warmup']} warm-up; "
         f"rollout {s['rollout_context']} -> {s['rollout_horizon']}; malloc {s.get('allocator_in_effect', 'system')}"
         + (f" up to {s['keep_cap_mb']} MiB resident" if s.get("allocator_in_effect") == "glibc-keep"

@@ -41,8 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fold-bn", action=argparse.BooleanOptionalAction, default=True,
                         help="fold BatchNorm into the convolutions for inference and rollout, as "
                              "'matap evaluate' does (default: on)")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the encoder, cell, predictor and decoder (default: off)")
+    parser.add_argument("--compile", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
+                        help="torch.compile the encoder, cell, predictor and decoder. auto: the training step "
+                             "only, where train.compile=auto compiles it (bf16 on a CPU, a batch of 16 or more, "
+                             "a C++ compiler); on (or --compile alone): training, inference and rollout; "
+                             "off: nothing (default: auto)")
     parser.add_argument("--allocator", default="keep", choices=("keep", "system"),
                         help="keep: glibc keeps freed memory for the next step, as the other matap commands "
                              "set it (matap.runtime); system: malloc as it is (default: keep)")
@@ -74,6 +77,12 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         from matap.machine import bf16_pays
 
         precision = "bf16" if bf16_pays(args.device.split(":")[0]) else "fp32"
+    from matap.config import TrainConfig
+    from matap.training.module import compile_wanted
+
+    accelerator = "cpu" if args.device.split(":")[0] == "cpu" else "gpu"
+    train = TrainConfig(batch_size=batch, accelerator=accelerator, compile=args.compile)
+    compile_training = compile_wanted(train, "bf16-mixed" if precision == "bf16" else "32-true")
     models = [name for item in args.models for name in item.split(",") if name]
     if not models:
         raise MatapError("--models: give at least one model name")
@@ -81,7 +90,8 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         "models": models, "batch_size": batch, "seq_len": SEQ_LEN, "repeats": repeats, "warmup": warmup,
         "objective": args.objective, "device": args.device, "precision": precision,
         "precision_requested": args.precision,
-        "channels_last": bool(args.channels_last), "compile": bool(args.compile), "seed": args.seed,
+        "channels_last": bool(args.channels_last), "compile": compile_training, "compile_inference": args.compile == "on",
+        "compile_requested": args.compile, "seed": args.seed,
         "fold_bn": bool(args.fold_bn), "profile": args.profile, "profile_steps": PROFILE_STEPS,
         "quick": bool(args.quick), "matmul_size": base["matmul_size"],
         "rollout_context": ROLLOUT_CONTEXT, "rollout_horizon": ROLLOUT_HORIZON,

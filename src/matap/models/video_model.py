@@ -68,6 +68,12 @@ class LatentVideoModel(nn.Module):
         self.velocity = velocity
         self.decoder = SpatialDecoder(latent_dim, content_path)
 
+    def compile_parts(self) -> None:
+        """``torch.compile`` the encoder, cell, predictor and decoder in place (``nn.Module.compile``): each is
+        compiled at its first call; parameters, state_dict keys and checkpoints stay as they are."""
+        for part in (self.encoder, self.cell, self.predictor, self.decoder):
+            part.compile()
+
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, T, 1, H, W) -> (B, T, d); frames as :func:`as_frames` takes them."""
         frames = as_frames(frames)
