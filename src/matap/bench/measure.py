@@ -196,7 +196,7 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
         from matap.models.fuse import fold_batchnorm
 
         model = fold_batchnorm(model)
-    if settings.get("compile_inference", settings["compile"]):
+    if settings["compile_inference"]:
         model.compile_parts()
     context = to_frames(batch[:, :ROLLOUT_CONTEXT])
 

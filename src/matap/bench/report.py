@@ -16,13 +16,11 @@ def _percent(value: float | None) -> str:
 
 
 def _compiled(s: dict[str, Any]) -> str:
-    """What was compiled: 'compile off', 'compile on' (everything), or 'compile training (auto)'."""
-    inference = s.get("compile_inference", s["compile"])
-    if not s["compile"] and not inference:
-        return "compile off" + (" (auto)" if s.get("compile_requested") == "auto" else "")
-    if inference:
+    """What was compiled: 'compile on' (everything), 'compile training' or 'compile off', with ' (auto)'."""
+    if s.get("compile_inference", s["compile"]):
         return "compile on"
-    return "compile training" + (" (auto)" if s.get("compile_requested") == "auto" else "")
+    auto = " (auto)" if s.get("compile_requested") == "auto" else ""
+    return ("compile training" if s["compile"] else "compile off") + auto
 
 
 def format_table(report: dict[str, Any]) -> str:
