@@ -141,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the trivial baselines scored beside the model "
                         "(all-black frames, the last context frame, the mean training frame of the run's config)")
+    p.add_argument("--latent", action="store_true",
+                   help="predict and rollout: also measure how far the rollout drifts in latent space, per step, from "
+                        "the encodings of the true frames, beside the last context latent kept and the context's "
+                        "last step repeated (written under \"latent_drift\" in --json)")
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("predict", help="roll out a checkpoint; save truth | prediction as a GIF and/or a labelled PNG",
@@ -346,6 +350,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     videos = _videos_for(cfg, args.data, required_length(args.protocol, context, horizon), args.split, args.layout)
     if args.num:
         videos = videos[: args.num]
+    if args.latent and not protocol.future:
+        raise MatapError(f"--latent measures a rollout: use it with --protocol predict or rollout, not {args.protocol}")
     result = evaluate(model, videos, args.protocol, context, horizon, cfg.eval.batch_size, args.device,
                       progress=sys.stdout.isatty())
     data = args.data or f"{'validation' if args.split == 'val' else 'test'} split of the run's config"
@@ -364,6 +370,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from matap.baselines import format_comparison, format_reconstruction
 
         print("\n" + (format_comparison(result) if protocol.future else format_reconstruction(result)))
+    if args.latent:
+        from matap.evaluation import format_latent_drift, latent_drift
+
+        drift = latent_drift(model, videos, context, horizon, cfg.eval.batch_size, args.device)
+        result["latent_drift"] = drift["latent"]
+        print("\n" + format_latent_drift(drift))
     if args.json:
         from matap.atomic import atomic_write
 

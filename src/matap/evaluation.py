@@ -125,6 +125,63 @@ def score(videos: np.ndarray, predict: Callable[[torch.Tensor], tuple[torch.Tens
     return result
 
 
+@torch.inference_mode()
+def latent_drift(model: LatentVideoModel, videos: np.ndarray, context: int = 10, horizon: int = 10,
+                 batch_size: int = 64, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """How far a rollout drifts in latent space: per predicted step k = 1 ... horizon, averaged over
+    sequences, the Euclidean distances (over the d numbers of a latent)
+
+    - ``model``: ||z^_{C+k} - E(x_{C+k})||, the rolled-out latent from the encoding of the true frame;
+    - ``repeat``: ||z_C - z_{C+k}||, the last context latent kept (no motion);
+    - ``linear``: ||z_C + k (z_C - z_{C-1}) - z_{C+k}||, the last step of the context repeated k times;
+    - ``step``: ||z_{C+k} - z_{C+k-1}||, how far the true latents move in one step;
+
+    and the norms ||z^_{C+k}|| (``norm``) and ||z_{C+k}|| (``truth_norm``). Latents are not frames: two
+    latents far apart may decode alike, so these say where a rollout leaves the encodings of real frames,
+    not how its frames score. Returns ``{"context", "horizon", "num_sequences", "latent": {name:
+    {"mean", "per_timestep"}}}``."""
+    if context < 2 or horizon < 1:
+        raise MatapError(f"the latent drift needs --context >= 2 and --horizon >= 1; got {context} and {horizon}")
+    if videos.shape[1] < context + horizon:
+        raise MatapError(f"the videos have {videos.shape[1]} frames but --context {context} + --horizon "
+                         f"{horizon} = {context + horizon} are needed")
+    model = fold_batchnorm(model.to(device))
+    sums: dict[str, torch.Tensor] = {}
+    count = 0
+    steps = torch.arange(1, horizon + 1, device=device).view(1, horizon, 1)   # (1, H, 1)
+    for start in range(0, len(videos), batch_size):
+        x = to_frames(torch.from_numpy(np.array(videos[start:start + batch_size, :context + horizon])).to(device))
+        z = model.encode(x).float()                                             # (B, C + H, d)
+        rolled = model.rollout_steps(z[:, :context], horizon, model.content(x[:, :context]))[0].float()  # (B, H, d)
+        truth, last = z[:, context:], z[:, context - 1:context]
+        line = last + steps * (last - z[:, context - 2:context - 1])
+        distances = {"model": (rolled - truth).norm(dim=-1), "repeat": (last - truth).norm(dim=-1),
+                     "linear": (line - truth).norm(dim=-1), "step": (truth - z[:, context - 1:-1]).norm(dim=-1),
+                     "norm": rolled.norm(dim=-1), "truth_norm": truth.norm(dim=-1)}     # each (B, H)
+        for name, value in distances.items():
+            per_t = value.double().sum(0).cpu()
+            sums[name] = sums[name] + per_t if name in sums else per_t
+        count += x.shape[0]
+    latent = {}
+    for name, total in sums.items():
+        per_t = (total / count).tolist()
+        latent[name] = {"mean": float(np.mean(per_t)), "per_timestep": per_t}
+    return {"context": context, "horizon": horizon, "num_sequences": count, "latent": latent}
+
+
+def format_latent_drift(drift: dict[str, Any]) -> str:
+    """The table of :func:`latent_drift`: one row per predicted step."""
+    latent = drift["latent"]
+    lines = [f"latent drift: distance from the encoding of the true frame, over {drift['num_sequences']} sequences",
+             f"{'step':>4} {'model':>9} {'repeat':>9} {'linear':>9} {'true step':>10} {'|model|':>9} {'|truth|':>9}"]
+    for k in range(drift["horizon"]):
+        row = [latent[name]["per_timestep"][k] for name in ("model", "repeat", "linear", "step", "norm", "truth_norm")]
+        lines.append(f"{k + 1:>4} {row[0]:>9.3f} {row[1]:>9.3f} {row[2]:>9.3f} {row[3]:>10.3f} {row[4]:>9.3f} {row[5]:>9.3f}")
+    lines.append("repeat: the last context latent kept; linear: the context's last step repeated; "
+                 "true step: how far the true latents move per frame")
+    return "\n".join(lines)
+
+
 METRIC_LABELS = {
     "bce": "BCE (per pixel)",
     "mse": "MSE (per frame, sum over pixels)",
