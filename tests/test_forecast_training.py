@@ -191,6 +191,20 @@ def test_velocity_predictor_with_no_correction_rolls_out_a_straight_line():
     torch.testing.assert_close(rolled, line)
 
 
+def test_a_velocity_gain_below_one_damps_the_line_step_by_step():
+    torch.manual_seed(0)
+    model = build_model("matap", predictor_dropout=0.0, velocity=True, velocity_gain=0.5).eval()
+    for p in model.predictor.parameters():
+        torch.nn.init.zeros_(p)
+    context = torch.randn(2, 4, 64)
+    with torch.no_grad():
+        rolled = model.rollout_latents(context, 4)
+    step = context[:, -1] - context[:, -2]
+    # each step is half the one before: z_C + (1/2 + 1/4 + ... + 1/2^k) (z_C - z_{C-1})
+    damped = torch.stack([context[:, -1] + (1 - 0.5 ** k) * step for k in range(1, 5)], dim=1)
+    torch.testing.assert_close(rolled, damped)
+
+
 def test_frame_feedback_rollout_term_scores_the_frames_the_rollout_decoded():
     model = _frame_feedback_model()
     objective = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=3, decode_frames=2))

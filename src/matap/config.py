@@ -89,6 +89,9 @@ class ModelConfig:
     # beyond the paper: the predictor gives the change from the straight-line extension of the last two inputs,
     # z^_{t+1} = 2 z_t - z_{t-1} + P(h_t) (no parameters; takes precedence over residual)
     velocity: bool = False
+    # with velocity: the last step is scaled by this gain, z^_{t+1} = z_t + g (z_t - z_{t-1}) + P(h_t) (1: a straight
+    # line; below 1 damps the extension, so that errors of a rollout are not carried forward doubled)
+    velocity_gain: float = option(1.0, minimum=0, maximum=1)
     # The named cell's own options: the keywords with defaults of its constructor that are not keys above
     # (set as model.<option>=value; written into the model section beside the keys above).
     options: dict[str, Any] = field(default_factory=dict)

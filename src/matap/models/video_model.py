@@ -50,11 +50,13 @@ class LatentVideoModel(nn.Module):
     ``velocity=True`` (beyond the paper, no parameters) adds the predictor's output to the straight-line
     extension of the cell's last two inputs: z^_{t+1} = 2 z_t - z_{t-1} + P(h_t) (z_{t-1} = z_t at the
     first step), so that a model that predicts no correction keeps the latent moving as it last moved.
+    ``velocity_gain = g`` scales that last step: z^_{t+1} = z_t + g (z_t - z_{t-1}) + P(h_t); g < 1 damps it,
+    so that an error in one predicted step is carried into the next one shrunk instead of doubled.
     """
 
     def __init__(self, cell: Cell, latent_dim: int = 64, encoder_dropout: float = 0.2,
                  predictor_dropout: float = 0.1, feedback: str = "latent", content_path: bool = False,
-                 residual: bool = False, velocity: bool = False) -> None:
+                 residual: bool = False, velocity: bool = False, velocity_gain: float = 1.0) -> None:
         super().__init__()
         if feedback not in FEEDBACKS:
             raise ValueError(f"feedback must be one of {FEEDBACKS}; got {feedback!r}")
@@ -66,6 +68,7 @@ class LatentVideoModel(nn.Module):
         self.content_path = content_path
         self.residual = residual
         self.velocity = velocity
+        self.velocity_gain = velocity_gain
         self.decoder = SpatialDecoder(latent_dim, content_path)
 
     def compile_parts(self) -> None:
@@ -107,11 +110,11 @@ class LatentVideoModel(nn.Module):
 
     def predict(self, h: torch.Tensor, z: torch.Tensor, z_before: torch.Tensor | None = None) -> torch.Tensor:
         """The predicted next latents from cell outputs ``h`` and the cell's inputs ``z`` at the same steps
-        (same shape, (..., d)): P(h), z + P(h) with ``residual``, or 2 z - z_before + P(h) with ``velocity``,
+        (same shape, (..., d)): P(h), z + P(h) with ``residual``, or z + g (z - z_before) + P(h) with ``velocity``,
         where ``z_before`` holds the inputs one step earlier (None: no earlier step, no movement)."""
         change = self.predictor(h)
         if self.velocity:
-            return change + (z if z_before is None else 2 * z - z_before)
+            return change + (z if z_before is None else z + self.velocity_gain * (z - z_before))
         return z + change if self.residual else change
 
     def predict_sequence(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
