@@ -191,3 +191,12 @@ def test_train_then_resume_extends_the_history(tmp_path):
     rows = (run / "history.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
     assert main(["train", "--resume", str(run), "model.memory_size=3"]) == 2
+
+
+@pytest.mark.parametrize("name, shape", [("matap", "(d=64, K=10, heads=4)"), ("gru", "(d=64)")])
+def test_the_run_header_names_only_what_the_cell_has(name, shape, capsys):
+    from matap.cli import _print_config_summary
+    from matap.config import load_config
+
+    _print_config_summary(load_config("smoke", [f"model.name={name}"]))
+    assert capsys.readouterr().out.startswith(f"model {name} {shape}  objective ")

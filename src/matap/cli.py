@@ -4,6 +4,7 @@ subcommands so that ``matap --help`` stays fast."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -225,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_config_summary(cfg: Any) -> None:
+    from matap.registry import CELLS
     from matap.training.module import compile_wanted
     from matap.training.run import resolve_precision
 
@@ -232,7 +234,10 @@ def _print_config_summary(cfg: Any) -> None:
     precision = resolve_precision(t.accelerator, t.precision)
     compiled = "  compiled" + (" (auto)" if t.compile == "auto" else "") if compile_wanted(t, precision) else ""
     precision += " (auto)" if t.precision == "auto" else ""
-    print(f"model {m.name} (d={m.latent_dim}, K={m.memory_size}, heads={m.num_heads})  objective {o.name}  "
+    accepted = inspect.signature(CELLS.get(m.name)).parameters      # the GRU baseline has no memory to size
+    shape = ", ".join([f"d={m.latent_dim}"] + [f"{label}={getattr(m, key)}" for key, label in
+                                               (("memory_size", "K"), ("num_heads", "heads")) if key in accepted])
+    print(f"model {m.name} ({shape})  objective {o.name}  "
           f"data {d.source}/{d.motion} {d.train_size}{' (new every epoch)' if d.stream else ''} + {d.val_size} x {d.seq_len} frames  "
           f"epochs {t.epochs}{f' or {t.max_time:g} min' if t.max_time else ''}  batch {t.batch_size}  "
           f"lr {t.lr}  precision {precision}{compiled}")
