@@ -213,3 +213,9 @@ def test_checkpoint_every_refuses_anything_else(value):
     with pytest.raises(MatapError, match=r"train\.checkpoint_every must be a number of optimizer steps \(500\) or "
                                          r"of minutes \(10m\)"):
         load_config(None, [f"train.checkpoint_every={value}"])
+
+
+def test_a_velocity_gain_needs_the_velocity_predictor():
+    load_config("quick", ["model.velocity_gain=0.5"])                  # quick sets model.velocity=true
+    with pytest.raises(MatapError, match="set model.velocity=true"):
+        load_config("smoke", ["model.velocity_gain=0.5"])

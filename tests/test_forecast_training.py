@@ -205,6 +205,25 @@ def test_a_velocity_gain_below_one_damps_the_line_step_by_step():
     torch.testing.assert_close(rolled, damped)
 
 
+def test_predictor_skip_reads_the_last_two_latents_beside_the_cell_output():
+    from matap.models import count_parameters
+
+    torch.manual_seed(0)
+    plain = build_model("matap", predictor_dropout=0.0)
+    skip = build_model("matap", predictor_dropout=0.0, predictor_skip=True).eval()
+    assert count_parameters(skip) - count_parameters(plain) == 4 * 64 * 64    # the first layer reads 3d, not d
+    h, z, before = torch.randn(3, 2, 64).unbind(0)
+    with torch.no_grad():
+        torch.testing.assert_close(skip.predict(h, z, before), skip.predictor(torch.cat([h, z, before], dim=-1)))
+        torch.testing.assert_close(skip.predict(h, z), skip.predictor(torch.cat([h, z, z], dim=-1)))
+        # teacher-forced: step t reads z_t and z_{t-1} (z_0 twice at the first step)
+        x = torch.rand(2, 4, 1, 64, 64)
+        out = skip(x)
+        h_all, _ = skip.unroll(out.z)
+        earlier = torch.cat([out.z[:, :1], out.z[:, :-1]], dim=1)
+        torch.testing.assert_close(out.z_next, skip.predictor(torch.cat([h_all, out.z, earlier], dim=-1)))
+
+
 def test_frame_feedback_rollout_term_scores_the_frames_the_rollout_decoded():
     model = _frame_feedback_model()
     objective = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=3, decode_frames=2))

@@ -13,47 +13,58 @@ from matap.errors import MatapError
 from matap.evaluation import format_latent_drift, latent_drift
 
 
+CONTENT_FRAMES: list[int] = []
+
+
 class Counter(nn.Module):
-    """Encodes a frame as (its pixel value, 0), so a video whose frame i is filled with i + offset has latents
-    z_i = (i + offset, 0); its rollout predicts the zero latent."""
+    """Encodes a frame as (its pixel value, 0), so a video whose frame i is filled with v_i has latents
+    z_i = (v_i, 0). Its rollout moves the last context latent by k at step k, and it notes how many
+    frames its content came from (in CONTENT_FRAMES: evaluation works on a copy of the model)."""
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         value = frames.flatten(2).mean(-1) * 255                      # (B, T)
         return torch.stack([value, torch.zeros_like(value)], dim=-1)  # (B, T, 2)
 
-    def content(self, frames: torch.Tensor) -> None:
-        return None
+    def content(self, frames: torch.Tensor) -> int:
+        return frames.shape[1]
 
-    def rollout_steps(self, z_context: torch.Tensor, horizon: int, content: None = None) -> tuple[torch.Tensor, None]:
-        return z_context.new_zeros(z_context.shape[0], horizon, 2), None
+    def rollout_steps(self, z_context: torch.Tensor, horizon: int, content: int) -> tuple[torch.Tensor, None]:
+        CONTENT_FRAMES.append(content)
+        steps = torch.arange(1, horizon + 1, dtype=z_context.dtype)
+        moved = z_context[:, -1:, :1] + steps.view(1, horizon, 1)     # (B, H, 1)
+        return torch.cat([moved, torch.zeros_like(moved)], dim=-1), None
 
 
-def counting_videos(offsets: list[int], frames: int) -> np.ndarray:
-    values = np.arange(frames)[None, :] + np.array(offsets)[:, None]             # (N, T)
+def accelerating_videos(offsets: list[int], frames: int) -> np.ndarray:
+    """Frame i of video n filled with i^2 + offsets[n]: the latents move 1, 3, 5, 7, ... a step."""
+    values = np.arange(frames)[None, :] ** 2 + np.array(offsets)[:, None]      # (N, T)
     return np.broadcast_to(values[:, :, None, None], (len(offsets), frames, 64, 64)).astype(np.uint8)
 
 
 def test_distances_on_a_hand_made_sequence():
-    # Context frames 0, 1, 2; predicted steps k = 1, 2 are frames 3, 4. Sequences offset by 0 and 10.
-    drift = latent_drift(Counter(), counting_videos([0, 10], 6), context=3, horizon=2, batch_size=1)
+    # Context frames 0, 1, 2 (values 0, 1, 4); predicted steps k = 1, 2 are frames 3, 4 (values 9, 16).
+    # Two videos, offset by 0 and 10; the distances do not depend on the offset, the norms do.
+    CONTENT_FRAMES.clear()
+    drift = latent_drift(Counter(), accelerating_videos([0, 10], 6), context=3, horizon=2, batch_size=1)
     latent = drift["latent"]
     assert drift["num_sequences"] == 2 and drift["horizon"] == 2
-    assert latent["model"]["per_timestep"] == pytest.approx([(3 + 13) / 2, (4 + 14) / 2])  # the zero latent
-    assert latent["truth_norm"]["per_timestep"] == pytest.approx([8, 9])
-    assert latent["norm"]["per_timestep"] == pytest.approx([0, 0])
-    assert latent["repeat"]["per_timestep"] == pytest.approx([1, 2])   # z_2 kept, the truth moves one a step
-    assert latent["linear"]["per_timestep"] == pytest.approx([0, 0])   # steady motion: the line is exact
-    assert latent["step"]["per_timestep"] == pytest.approx([1, 1])
-    assert latent["model"]["mean"] == pytest.approx(8.5)
+    assert latent["model"]["per_timestep"] == pytest.approx([9 - 5, 16 - 6])       # rolled out: 4 + k
+    assert latent["repeat"]["per_timestep"] == pytest.approx([9 - 4, 16 - 4])      # z_2 = 4 kept
+    assert latent["linear"]["per_timestep"] == pytest.approx([9 - 7, 16 - 10])     # 4 + 3 k
+    assert latent["step"]["per_timestep"] == pytest.approx([9 - 4, 16 - 9])
+    assert latent["norm"]["per_timestep"] == pytest.approx([(5 + 15) / 2, (6 + 16) / 2])
+    assert latent["truth_norm"]["per_timestep"] == pytest.approx([(9 + 19) / 2, (16 + 26) / 2])
+    assert latent["model"]["mean"] == pytest.approx(7)
+    assert CONTENT_FRAMES == [3, 3]                  # the content of the context frames, once per batch
     table = format_latent_drift(drift)
-    assert table.splitlines()[2].split() == ["1", "8.000", "1.000", "0.000", "1.000", "0.000", "8.000"]
+    assert table.splitlines()[2].split() == ["1", "4.000", "5.000", "2.000", "5.000", "10.000", "14.000"]
 
 
 def test_a_context_of_one_frame_or_too_short_videos_are_refused():
     with pytest.raises(MatapError, match="context >= 2"):
-        latent_drift(Counter(), counting_videos([0], 6), context=1, horizon=2)
+        latent_drift(Counter(), accelerating_videos([0], 6), context=1, horizon=2)
     with pytest.raises(MatapError, match="6 frames"):
-        latent_drift(Counter(), counting_videos([0], 6), context=4, horizon=3)
+        latent_drift(Counter(), accelerating_videos([0], 6), context=4, horizon=3)
 
 
 def test_evaluate_latent_writes_the_drift_beside_the_frame_scores(smoke_run, tmp_path, capsys):
@@ -65,5 +76,11 @@ def test_evaluate_latent_writes_the_drift_beside_the_frame_scores(smoke_run, tmp
         per_t = result["latent_drift"][name]["per_timestep"]
         assert len(per_t) == steps and np.isfinite(per_t).all() and min(per_t) >= 0
     assert "latent drift" in capsys.readouterr().out
-    assert main(["evaluate", str(smoke_run), "--latent", "--protocol", "autoencode"]) == 2
-    assert "--latent measures a rollout" in capsys.readouterr().err
+    assert main(["evaluate", str(smoke_run), "--latent", "--num", "4", "--feedback", "frame", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["latent_drift"]["model"]["per_timestep"] != \
+        result["latent_drift"]["model"]["per_timestep"]      # frame feedback rolls out other latents
+    for args, message in ((["--protocol", "autoencode"], "--latent measures a rollout"),
+                          (["--context", "1"], "--context >= 2")):
+        capsys.readouterr()
+        assert main(["evaluate", str(smoke_run), "--latent", *args]) == 2
+        assert message in capsys.readouterr().err

@@ -357,6 +357,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         videos = videos[: args.num]
     if args.latent and not protocol.future:
         raise MatapError(f"--latent measures a rollout: use it with --protocol predict or rollout, not {args.protocol}")
+    if args.latent and context < 2:
+        raise MatapError(f"--latent needs --context >= 2 (its straight line extends the last step); got {context}")
     result = evaluate(model, videos, args.protocol, context, horizon, cfg.eval.batch_size, args.device,
                       progress=sys.stdout.isatty())
     data = args.data or f"{'validation' if args.split == 'val' else 'test'} split of the run's config"

@@ -90,8 +90,10 @@ class ModelConfig:
     # z^_{t+1} = 2 z_t - z_{t-1} + P(h_t) (no parameters; takes precedence over residual)
     velocity: bool = False
     # with velocity: the last step is scaled by this gain, z^_{t+1} = z_t + g (z_t - z_{t-1}) + P(h_t) (1: a straight
-    # line; below 1 damps the extension, so that errors of a rollout are not carried forward doubled)
+    # line; below 1 damps the extension: an error in a latent settles at 1 / (1 - g) times itself instead of growing)
     velocity_gain: float = option(1.0, minimum=0, maximum=1)
+    # beyond the paper: the predictor also reads the cell's last two inputs, P([h_t; z_t; z_{t-1}]) (4 d^2 parameters more)
+    predictor_skip: bool = False
     # The named cell's own options: the keywords with defaults of its constructor that are not keys above
     # (set as model.<option>=value; written into the model section beside the keys above).
     options: dict[str, Any] = field(default_factory=dict)
@@ -405,6 +407,9 @@ def validate(cfg: Config) -> None:
         raise MatapError("data.source=array needs data.train_path=FILE and data.val_path=FILE (.npy or .npz)")
     if m.latent_dim % m.num_heads:
         raise MatapError(f"model.num_heads ({m.num_heads}) must divide model.latent_dim ({m.latent_dim})")
+    if m.velocity_gain != 1.0 and not m.velocity:
+        raise MatapError(f"model.velocity_gain={m.velocity_gain:g} scales the straight line of model.velocity: "
+                         "set model.velocity=true as well")
     if o.rollout_weight > 0 and not 1 <= o.rollout_context < d.seq_len:
         raise MatapError(
             f"objective.rollout_context must be in [1, data.seq_len) = [1, {d.seq_len}), got {o.rollout_context}"

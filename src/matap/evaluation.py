@@ -133,7 +133,8 @@ def latent_drift(model: LatentVideoModel, videos: np.ndarray, context: int = 10,
 
     - ``model``: ||z^_{C+k} - E(x_{C+k})||, the rolled-out latent from the encoding of the true frame;
     - ``repeat``: ||z_C - z_{C+k}||, the last context latent kept (no motion);
-    - ``linear``: ||z_C + k (z_C - z_{C-1}) - z_{C+k}||, the last step of the context repeated k times;
+    - ``linear``: ||z_C + k (z_C - z_{C-1}) - z_{C+k}||, the last step of the context repeated k times
+      (undamped, whatever the model's ``velocity_gain``);
     - ``step``: ||z_{C+k} - z_{C+k-1}||, how far the true latents move in one step;
 
     and the norms ||z^_{C+k}|| (``norm``) and ||z_{C+k}|| (``truth_norm``). Latents are not frames: two

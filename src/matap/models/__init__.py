@@ -42,7 +42,8 @@ def model_from_config(m: ModelConfig) -> LatentVideoModel:
     accepted = inspect.signature(factory).parameters
     cell = factory(**{k: v for k, v in values.items() if k in accepted})
     model = LatentVideoModel(cell, m.latent_dim, m.encoder_dropout, m.predictor_dropout, m.rollout_feedback,
-                             m.content_path, m.residual, m.velocity, m.velocity_gain)
+                             m.content_path, m.residual, m.velocity, m.velocity_gain,
+                             m.predictor_skip)
     return apply_constants(model, m)  # normalisation constants and initialisation (PyTorch's or Keras')
 
 

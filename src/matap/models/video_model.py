@@ -50,13 +50,19 @@ class LatentVideoModel(nn.Module):
     ``velocity=True`` (beyond the paper, no parameters) adds the predictor's output to the straight-line
     extension of the cell's last two inputs: z^_{t+1} = 2 z_t - z_{t-1} + P(h_t) (z_{t-1} = z_t at the
     first step), so that a model that predicts no correction keeps the latent moving as it last moved.
-    ``velocity_gain = g`` scales that last step: z^_{t+1} = z_t + g (z_t - z_{t-1}) + P(h_t); g < 1 damps it,
-    so that an error in one predicted step is carried into the next one shrunk instead of doubled.
+    ``velocity_gain = g`` scales that last step: z^_{t+1} = z_t + g (z_t - z_{t-1}) + P(h_t); g < 1 damps it:
+    an error in the step is carried forward scaled by g, and an error in a latent settles at 1 / (1 - g)
+    times itself instead of growing step after step.
+
+    ``predictor_skip=True`` (beyond the paper; 4 d^2 more parameters) gives the predictor the cell's last two
+    inputs beside its output, P([h_t; z_t; z_{t-1}]), so that it can map the latents it extends directly
+    instead of through the cell's normalised state.
     """
 
     def __init__(self, cell: Cell, latent_dim: int = 64, encoder_dropout: float = 0.2,
                  predictor_dropout: float = 0.1, feedback: str = "latent", content_path: bool = False,
-                 residual: bool = False, velocity: bool = False, velocity_gain: float = 1.0) -> None:
+                 residual: bool = False, velocity: bool = False, velocity_gain: float = 1.0,
+                 predictor_skip: bool = False) -> None:
         super().__init__()
         if feedback not in FEEDBACKS:
             raise ValueError(f"feedback must be one of {FEEDBACKS}; got {feedback!r}")
@@ -64,7 +70,8 @@ class LatentVideoModel(nn.Module):
         self.feedback = feedback
         self.encoder = SpatialEncoder(latent_dim, encoder_dropout)
         self.cell = cell
-        self.predictor = LatentPredictor(latent_dim, predictor_dropout)
+        self.predictor_skip = predictor_skip
+        self.predictor = LatentPredictor(latent_dim, predictor_dropout, 3 * latent_dim if predictor_skip else None)
         self.content_path = content_path
         self.residual = residual
         self.velocity = velocity
@@ -111,7 +118,10 @@ class LatentVideoModel(nn.Module):
     def predict(self, h: torch.Tensor, z: torch.Tensor, z_before: torch.Tensor | None = None) -> torch.Tensor:
         """The predicted next latents from cell outputs ``h`` and the cell's inputs ``z`` at the same steps
         (same shape, (..., d)): P(h), z + P(h) with ``residual``, or z + g (z - z_before) + P(h) with ``velocity``,
-        where ``z_before`` holds the inputs one step earlier (None: no earlier step, no movement)."""
+        where ``z_before`` holds the inputs one step earlier (None: no earlier step, no movement); with
+        ``predictor_skip``, P reads [h; z; z_before]."""
+        if self.predictor_skip:
+            h = torch.cat([h, z, z if z_before is None else z_before], dim=-1)      # (..., 3d)
         change = self.predictor(h)
         if self.velocity:
             return change + (z if z_before is None else z + self.velocity_gain * (z - z_before))
@@ -119,7 +129,8 @@ class LatentVideoModel(nn.Module):
 
     def predict_sequence(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """:meth:`predict` at every step of (B, T, d) cell outputs ``h`` and inputs ``z``."""
-        return self.predict(h, z, torch.cat([z[:, :1], z[:, :-1]], dim=1) if self.velocity else None)
+        earlier = self.velocity or self.predictor_skip
+        return self.predict(h, z, torch.cat([z[:, :1], z[:, :-1]], dim=1) if earlier else None)
 
     def forward(self, frames: torch.Tensor) -> TeacherForced:
         """Teacher-forced pass: z_t = E(x_t), z^_{t+1} = P(cell(z_<=t)); frames (B, T, 1, H, W), or as
