@@ -94,6 +94,9 @@ class ModelConfig:
     velocity_gain: float = option(1.0, minimum=0, maximum=1)
     # beyond the paper: the predictor also reads the cell's last two inputs, P([h_t; z_t; z_{t-1}]) (4 d^2 parameters more)
     predictor_skip: bool = False
+    # beyond the paper: "broadcast" renders frames from the latent tiled over a 16x16 grid beside each cell's
+    # coordinates (matap.modules.BroadcastDecoder) instead of the paper's fully connected head ("paper")
+    decoder: str = option("paper", choices=("paper", "broadcast"))
     # The named cell's own options: the keywords with defaults of its constructor that are not keys above
     # (set as model.<option>=value; written into the model section beside the keys above).
     options: dict[str, Any] = field(default_factory=dict)
@@ -410,6 +413,8 @@ def validate(cfg: Config) -> None:
     if m.velocity_gain != 1.0 and not m.velocity:
         raise MatapError(f"model.velocity_gain={m.velocity_gain:g} scales the straight line of model.velocity: "
                          "set model.velocity=true as well")
+    if m.decoder == "broadcast" and m.content_path:
+        raise MatapError("model.decoder=broadcast has no content path: drop model.content_path=true")
     if o.rollout_weight > 0 and not 1 <= o.rollout_context < d.seq_len:
         raise MatapError(
             f"objective.rollout_context must be in [1, data.seq_len) = [1, {d.seq_len}), got {o.rollout_context}"

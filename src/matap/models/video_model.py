@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from matap.modules import Cell, LatentPredictor, SpatialDecoder, SpatialEncoder
+from matap.modules import BroadcastDecoder, Cell, LatentPredictor, SpatialDecoder, SpatialEncoder
 
 
 class TeacherForced(NamedTuple):
@@ -17,6 +17,7 @@ class TeacherForced(NamedTuple):
 
 
 FEEDBACKS = ("latent", "frame")
+DECODERS = ("paper", "broadcast")
 
 
 def as_frames(videos: torch.Tensor) -> torch.Tensor:
@@ -57,15 +58,23 @@ class LatentVideoModel(nn.Module):
     ``predictor_skip=True`` (beyond the paper; 4 d^2 more parameters) gives the predictor the cell's last two
     inputs beside its output, P([h_t; z_t; z_{t-1}]), so that it can map the latents it extends directly
     instead of through the cell's normalised state.
+
+    ``decoder="broadcast"`` (beyond the paper) renders frames with :class:`matap.modules.BroadcastDecoder`
+    (the latent tiled over a 16x16 grid beside each cell's coordinates) instead of the paper's fully
+    connected head; it has no content path.
     """
 
     def __init__(self, cell: Cell, latent_dim: int = 64, encoder_dropout: float = 0.2,
                  predictor_dropout: float = 0.1, feedback: str = "latent", content_path: bool = False,
                  residual: bool = False, velocity: bool = False, velocity_gain: float = 1.0,
-                 predictor_skip: bool = False) -> None:
+                 predictor_skip: bool = False, decoder: str = "paper") -> None:
         super().__init__()
         if feedback not in FEEDBACKS:
             raise ValueError(f"feedback must be one of {FEEDBACKS}; got {feedback!r}")
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}; got {decoder!r}")
+        if decoder == "broadcast" and content_path:
+            raise ValueError("the broadcast decoder has no content path: use decoder='paper' with content_path")
         self.latent_dim = latent_dim
         self.feedback = feedback
         self.encoder = SpatialEncoder(latent_dim, encoder_dropout)
@@ -76,7 +85,7 @@ class LatentVideoModel(nn.Module):
         self.residual = residual
         self.velocity = velocity
         self.velocity_gain = velocity_gain
-        self.decoder = SpatialDecoder(latent_dim, content_path)
+        self.decoder = BroadcastDecoder(latent_dim) if decoder == "broadcast" else SpatialDecoder(latent_dim, content_path)
 
     def compile_parts(self) -> None:
         """``torch.compile`` the encoder, cell, predictor and decoder in place (``nn.Module.compile``): each is
