@@ -97,6 +97,9 @@ class ModelConfig:
     # beyond the paper: "broadcast" renders frames from the latent tiled over a 16x16 grid beside each cell's
     # coordinates (matap.modules.BroadcastDecoder) instead of the paper's fully connected head ("paper")
     decoder: str = option("paper", choices=("paper", "broadcast"))
+    # beyond the paper: K > 0 makes the latent K keypoints, each (x, y) and latent_dim / K - 2 appearance numbers,
+    # with their own encoder and decoder (matap.modules.keypoints); 0 is the paper's latent
+    keypoints: int = option(0, minimum=0)
     # The named cell's own options: the keywords with defaults of its constructor that are not keys above
     # (set as model.<option>=value; written into the model section beside the keys above).
     options: dict[str, Any] = field(default_factory=dict)
@@ -415,6 +418,14 @@ def validate(cfg: Config) -> None:
                          "set model.velocity=true as well")
     if m.decoder == "broadcast" and m.content_path:
         raise MatapError("model.decoder=broadcast has no content path: drop model.content_path=true")
+    if m.keypoints:
+        if m.content_path or m.decoder != "paper":
+            raise MatapError("model.keypoints has its own encoder and decoder: it takes no model.content_path "
+                             "and no model.decoder")
+        if m.latent_dim % m.keypoints or m.latent_dim // m.keypoints < 3:
+            raise MatapError(f"model.latent_dim={m.latent_dim} does not split into model.keypoints={m.keypoints} "
+                             "keypoints of 2 coordinates and at least 1 appearance number: latent_dim must be a "
+                             "multiple of keypoints, at least 3 times it")
     if o.rollout_weight > 0 and not 1 <= o.rollout_context < d.seq_len:
         raise MatapError(
             f"objective.rollout_context must be in [1, data.seq_len) = [1, {d.seq_len}), got {o.rollout_context}"

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from matap.modules import BroadcastDecoder, Cell, LatentPredictor, SpatialDecoder, SpatialEncoder
+from matap.modules.keypoints import KeypointDecoder, KeypointEncoder
 
 
 class TeacherForced(NamedTuple):
@@ -62,12 +63,18 @@ class LatentVideoModel(nn.Module):
     ``decoder="broadcast"`` (beyond the paper) renders frames with :class:`matap.modules.BroadcastDecoder`
     (the latent tiled over a 16x16 grid beside each cell's coordinates) instead of the paper's fully
     connected head; it has no content path.
+
+    ``keypoints=K`` (beyond the paper; 0 is the paper's latent) makes the latent K keypoints, each its
+    (x, y) position and d / K - 2 numbers of appearance (:mod:`matap.modules.keypoints`): the encoder
+    and decoder are replaced; no content path, and the ``decoder`` option does not apply. With ``velocity``
+    the straight line extends the positions only; the appearance numbers are kept, z^ = z + P(h) there.
     """
 
     def __init__(self, cell: Cell, latent_dim: int = 64, encoder_dropout: float = 0.2,
                  predictor_dropout: float = 0.1, feedback: str = "latent", content_path: bool = False,
                  residual: bool = False, velocity: bool = False, velocity_gain: float = 1.0,
-                 predictor_skip: bool = False, decoder: str = "paper") -> None:
+                 predictor_skip: bool = False, decoder: str = "paper",
+                 keypoints: int = 0) -> None:
         super().__init__()
         if feedback not in FEEDBACKS:
             raise ValueError(f"feedback must be one of {FEEDBACKS}; got {feedback!r}")
@@ -75,9 +82,12 @@ class LatentVideoModel(nn.Module):
             raise ValueError(f"decoder must be one of {DECODERS}; got {decoder!r}")
         if decoder == "broadcast" and content_path:
             raise ValueError("the broadcast decoder has no content path: use decoder='paper' with content_path")
+        if keypoints and (content_path or decoder != "paper"):
+            raise ValueError("a keypoint latent has its own encoder and decoder: no content path, decoder='paper'")
         self.latent_dim = latent_dim
         self.feedback = feedback
-        self.encoder = SpatialEncoder(latent_dim, encoder_dropout)
+        self.keypoints = keypoints
+        self.encoder = KeypointEncoder(latent_dim, keypoints) if keypoints else SpatialEncoder(latent_dim, encoder_dropout)
         self.cell = cell
         self.predictor_skip = predictor_skip
         self.predictor = LatentPredictor(latent_dim, predictor_dropout, 3 * latent_dim if predictor_skip else None)
@@ -85,7 +95,12 @@ class LatentVideoModel(nn.Module):
         self.residual = residual
         self.velocity = velocity
         self.velocity_gain = velocity_gain
-        self.decoder = BroadcastDecoder(latent_dim) if decoder == "broadcast" else SpatialDecoder(latent_dim, content_path)
+        if keypoints:
+            self.decoder = KeypointDecoder(latent_dim, keypoints)
+        elif decoder == "broadcast":
+            self.decoder = BroadcastDecoder(latent_dim)
+        else:
+            self.decoder = SpatialDecoder(latent_dim, content_path)
 
     def compile_parts(self) -> None:
         """``torch.compile`` the encoder, cell, predictor and decoder in place (``nn.Module.compile``): each is
@@ -133,7 +148,13 @@ class LatentVideoModel(nn.Module):
             h = torch.cat([h, z, z if z_before is None else z_before], dim=-1)      # (..., 3d)
         change = self.predictor(h)
         if self.velocity:
-            return change + (z if z_before is None else z + self.velocity_gain * (z - z_before))
+            if z_before is None:
+                return change + z
+            step = self.velocity_gain * (z - z_before)
+            if self.keypoints:      # the line moves the positions; appearance is kept, not extended
+                places = 2 * self.keypoints
+                step = torch.cat([step[..., :places], torch.zeros_like(step[..., places:])], dim=-1)
+            return change + z + step
         return z + change if self.residual else change
 
     def predict_sequence(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,126 @@
+"""A keypoint latent (beyond the paper): the latent holds where things are, as coordinates.
+
+The paper's latent is whatever its fully connected layers make of a frame, and a digit's
+position is some non-linear function of it; a rollout that extends the latent along a line does
+not move the digit along one. Here the d numbers are K keypoints, each written as its (x, y)
+position and m = d / K - 2 numbers of appearance:
+
+    z = [s x_1, s y_1, ..., s x_K, s y_K, a_1 (m numbers), ..., a_K (m numbers)]
+
+with x, y in [-1, 1] and s = :data:`COORD_SCALE`. The encoder finds each keypoint as the
+expected position under a softmax over a 16x16 map of scores (a "soft arg-max", differentiable
+in the frame), and reads its appearance from its 8x8 features weighted by the same softmax. The
+decoder paints each keypoint's appearance, mapped to 128 channels, as a Gaussian bump at its
+position on a 16x16 grid, and convolutions render the frame from the sum. A digit that moves at a
+steady speed is then a latent that moves along a line, which ``model.velocity`` extends exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from matap.modules.decoder import deconv_block
+from matap.modules.encoder import conv_block
+from matap.modules.recompute import run_blocks
+
+GRID = 16            # the score and paint grid, 16x16 cells over the 64x64 frame
+COORD_SCALE = 4.0    # a keypoint's latent coordinates are s (x, y): one pixel is 2 s / 63 = 0.13
+SIGMA = 0.2          # width of a painted bump, in the [-1, 1] frame units (1.5 grid cells, 6 pixels)
+
+
+def appearance_size(latent_dim: int, keypoints: int) -> int:
+    """m, the appearance numbers per keypoint; raises ValueError where d does not split into K (2 + m), m >= 1."""
+    if keypoints < 1 or latent_dim % keypoints or latent_dim // keypoints < 3:
+        raise ValueError(f"a latent of {latent_dim} numbers does not split into {keypoints} keypoints of "
+                         "2 coordinates and at least 1 appearance number each (d must be a multiple of K, "
+                         "with d / K >= 3)")
+    return latent_dim // keypoints - 2
+
+
+def grid_points(device: torch.device | None = None) -> torch.Tensor:
+    """(GRID * GRID, 2): the (x, y) centre of each grid cell in [-1, 1], row by row."""
+    axis = torch.linspace(-1.0, 1.0, GRID, device=device)
+    y, x = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([x.flatten(), y.flatten()], dim=1)
+
+
+class KeypointEncoder(nn.Module):
+    """(N, 1, 64, 64) frames in [0, 1] -> (N, latent_dim): K keypoints, coordinates first.
+
+    The paper encoder's three convolution blocks (to 64 maps of 16x16 and 128 of 8x8), then a 3x3
+    convolution to K score maps at 16x16 and a linear map of the 128 features at 8x8 to m
+    appearance numbers."""
+
+    def __init__(self, latent_dim: int = 64, keypoints: int = 4) -> None:
+        super().__init__()
+        self.keypoints = keypoints
+        self.appearance = appearance_size(latent_dim, keypoints)
+        self.features = nn.Sequential(conv_block(1, 32), conv_block(32, 64), conv_block(64, 128))
+        self.scores = nn.Conv2d(64, keypoints, kernel_size=3, padding=1)   # (N, K, 16, 16)
+        self.look = nn.Linear(128, self.appearance)
+        self.register_buffer("points", grid_points(), persistent=False)
+
+    def attend(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The softmax over the grid of each keypoint, (N, K, 256), and the 8x8 features, (N, 128, 8, 8)."""
+        fine = run_blocks(x, self.features[:2])            # (N, 64, 16, 16)
+        coarse = run_blocks(fine, self.features[2:])       # (N, 128, 8, 8)
+        weights = self.scores(fine).float().flatten(2).softmax(dim=-1)
+        return weights, coarse
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights, coarse = self.attend(x)
+        N, K = weights.shape[:2]
+        with torch.autocast(x.device.type, enabled=False):   # positions in fp32, not rounded to bf16
+            where = weights @ self.points                                               # (N, K, 2)
+        # The same weights summed over each 2x2 block of cells: the weight of each 8x8 cell.
+        pooled = F.avg_pool2d(weights.view(N, K, GRID, GRID), 2).flatten(2) * 4         # (N, K, 64)
+        seen = pooled @ coarse.float().flatten(2).transpose(1, 2)                      # (N, K, 128)
+        looks = self.look(seen)                                                         # (N, K, m)
+        return torch.cat([COORD_SCALE * where.flatten(1), looks.flatten(1).float()], dim=1)
+
+
+class KeypointDecoder(nn.Module):
+    """(N, latent_dim) keypoint latents -> (N, 1, 64, 64) logits.
+
+    Each keypoint's appearance, mapped linearly to 128 channels, is painted as a Gaussian bump
+    (:data:`SIGMA`) at its position on a 16x16 grid; the painted map goes through two 3x3
+    convolution blocks at 16x16, the paper decoder's last two transposed-convolution blocks
+    (16 -> 32 -> 64) and its 3x3 output convolution."""
+
+    def __init__(self, latent_dim: int = 64, keypoints: int = 4, width: int = 128) -> None:
+        super().__init__()
+        self.keypoints = keypoints
+        self.appearance = appearance_size(latent_dim, keypoints)
+        self.paint = nn.Linear(self.appearance, width)
+        self.features = nn.Sequential(
+            nn.Sequential(nn.Conv2d(width, width, kernel_size=3, padding=1), nn.BatchNorm2d(width),
+                          nn.ReLU(inplace=True)),
+            nn.Sequential(nn.Conv2d(width, width, kernel_size=3, padding=1), nn.BatchNorm2d(width),
+                          nn.ReLU(inplace=True)),
+            deconv_block(width, 64),                     # (N, 64, 32, 32)
+            deconv_block(64, 32),                        # (N, 32, 64, 64)
+            nn.Conv2d(32, 1, kernel_size=3, padding=1),  # (N, 1, 64, 64) logits
+        )
+        self.register_buffer("points", grid_points(), persistent=False)
+
+    def bumps(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, K, 256): each keypoint's Gaussian bump over the grid cells, 1 at its position."""
+        K = self.keypoints
+        where = z[:, :2 * K].float().view(-1, K, 1, 2) / COORD_SCALE
+        distance2 = (self.points - where).square().sum(dim=-1)                          # (N, K, 256)
+        return torch.exp(-distance2 / (2 * SIGMA ** 2))
+
+    def painted(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, width, 16, 16): the sum over keypoints of each one's mapped appearance times its bump."""
+        N, K = z.shape[0], self.keypoints
+        colours = self.paint(z[:, 2 * K:].reshape(N, K, self.appearance))               # (N, K, width)
+        bumps = self.bumps(z).to(colours.dtype)
+        return (bumps.transpose(1, 2) @ colours).transpose(1, 2).reshape(N, -1, GRID, GRID)
+
+    def forward(self, z: torch.Tensor, content: list[torch.Tensor] | None = None) -> torch.Tensor:
+        if content is not None:
+            raise ValueError("the keypoint decoder has no content path")
+        h = self.painted(z).contiguous(memory_format=torch.channels_last)
+        return run_blocks(h, self.features[:4], self.features[4])

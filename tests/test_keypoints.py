@@ -1,0 +1,156 @@
+"""model.keypoints (beyond the paper): a latent of K keypoints, each its (x, y) position and d / K - 2
+appearance numbers, with its own encoder (a soft arg-max) and decoder (Gaussian bumps painted on a grid).
+Off by default, where the model is the paper's to the parameter."""
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+import matap
+from matap.cli import main
+from matap.config import MatapError, load_config
+from matap.models import count_parameters
+from matap.models.fuse import fold_batchnorm
+from matap.modules.keypoints import COORD_SCALE, GRID, SIGMA, KeypointDecoder, KeypointEncoder, grid_points
+
+CELL = 2 / (GRID - 1)     # one grid cell in the [-1, 1] frame units
+
+
+def test_the_default_is_the_papers_model():
+    assert matap.build_model("matap").keypoints == 0
+    assert count_parameters(matap.build_model("matap")) == 4_906_977
+    # the paper encoder's convolution blocks, a 3x3 score conv (64 -> K), a linear map 128 -> m
+    encoder = (16 * 32 + 32 + 64) + (32 * 64 * 16 + 64 + 128) + (64 * 128 * 16 + 128 + 256) \
+        + (64 * 4 * 9 + 4) + (128 * 14 + 14)
+    # paint (m -> 128), two 3x3 conv blocks at 128, transposed convs 128 -> 64 -> 32, the output conv
+    decoder = (14 * 128 + 128) + 2 * (128 * 128 * 9 + 128 + 256) + (128 * 64 * 16 + 64 + 128) \
+        + (64 * 32 * 16 + 32 + 64) + (32 * 9 + 1)
+    model = matap.build_model("matap", keypoints=4)
+    assert isinstance(model.encoder, KeypointEncoder) and isinstance(model.decoder, KeypointDecoder)
+    assert count_parameters(model.encoder) == encoder == 169_138
+    assert count_parameters(model.decoder) == decoder == 462_017
+    paper = matap.build_model("matap")
+    assert count_parameters(model) == 4_906_977 - count_parameters(paper.encoder) - count_parameters(paper.decoder) \
+        + encoder + decoder
+
+
+def test_the_encoder_writes_each_keypoint_as_the_expected_position_and_the_features_there():
+    torch.manual_seed(0)
+    encoder = KeypointEncoder(64, 4).eval()
+    x = torch.rand(3, 1, 64, 64)
+    with torch.no_grad():
+        z = encoder(x)
+        weights, coarse = encoder.attend(x)                                      # (3, 4, 256), (3, 128, 8, 8)
+    assert z.shape == (3, 64) and z.dtype == torch.float32
+    points = grid_points()
+    for n in range(3):
+        for k in range(4):
+            w = weights[n, k].view(GRID, GRID)
+            x_by_hand = sum(float(w[i, j]) * float(points[i * GRID + j, 0]) for i in range(GRID) for j in range(GRID))
+            y_by_hand = sum(float(w[i, j]) * float(points[i * GRID + j, 1]) for i in range(GRID) for j in range(GRID))
+            assert z[n, 2 * k].item() == pytest.approx(COORD_SCALE * x_by_hand, abs=1e-4)
+            assert z[n, 2 * k + 1].item() == pytest.approx(COORD_SCALE * y_by_hand, abs=1e-4)
+            # appearance: the 8x8 features, each cell weighted by the sum of the weights of its 2x2 fine cells
+            cell_weights = w.view(8, 2, 8, 2).sum(dim=(1, 3))
+            seen = (coarse[n] * cell_weights).sum(dim=(1, 2))
+            torch.testing.assert_close(z[n, 8 + 14 * k: 8 + 14 * (k + 1)], encoder.look(seen), atol=1e-4, rtol=1e-4)
+    assert z[:, :8].abs().max() <= COORD_SCALE
+
+
+def test_a_keypoint_follows_a_bright_spot():
+    """Scores that are the frame's brightness, pooled to the grid: the soft arg-max finds the spot."""
+    encoder = KeypointEncoder(6, 2).eval()
+    encoder.attend = lambda x: (F.avg_pool2d(x, 4).flatten(2).expand(-1, 2, -1).mul(50).softmax(-1),
+                                torch.zeros(x.shape[0], 128, 8, 8))
+    x = torch.zeros(1, 1, 64, 64)
+    x[0, 0, 8:12, 40:44] = 1.0                     # grid cell row 2, column 10
+    with torch.no_grad():
+        z = encoder(x)
+    expected = COORD_SCALE * grid_points()[2 * GRID + 10]
+    torch.testing.assert_close(z[0, :2], expected, atol=1e-3, rtol=0)
+
+
+def test_the_decoder_paints_gaussian_bumps_that_move_with_the_coordinates():
+    torch.manual_seed(0)
+    decoder = KeypointDecoder(64, 4).eval()
+    z = torch.zeros(1, 64)
+    z[0, :2] = COORD_SCALE * grid_points()[5 * GRID + 6]     # keypoint 0 on the centre of cell (5, 6)
+    with torch.no_grad():
+        bumps = decoder.bumps(z)[0, 0].view(GRID, GRID)
+        assert bumps[5, 6] == pytest.approx(1.0)
+        assert bumps[5, 7].item() == pytest.approx(math.exp(-CELL ** 2 / (2 * SIGMA ** 2)), rel=1e-4)
+        assert bumps[7, 8].item() == pytest.approx(math.exp(-8 * CELL ** 2 / (2 * SIGMA ** 2)), rel=1e-4)
+        z[0, 8:] = torch.randn(56)
+        before = decoder.painted(z)
+        z[0, 0] += COORD_SCALE * CELL                          # every keypoint's x: one cell to the right
+        z[0, 2] += COORD_SCALE * CELL
+        z[0, 4] += COORD_SCALE * CELL
+        z[0, 6] += COORD_SCALE * CELL
+        after = decoder.painted(z)
+    # away from the borders the painted map moved by one column
+    torch.testing.assert_close(after[..., 4:12, 5:12], before[..., 4:12, 4:11], atol=1e-5, rtol=1e-4)
+
+
+def test_it_decodes_rolls_out_folds_and_trains_every_parameter():
+    torch.manual_seed(0)
+    model = matap.build_model("matap", keypoints=4, velocity=True)
+    x = torch.rand(4, 5, 1, 64, 64)
+    logits = model.decode(model.encode(x))
+    assert logits.shape == (4, 5, 1, 64, 64)
+    F.binary_cross_entropy_with_logits(logits, x).backward()
+    for part in (model.encoder, model.decoder):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fold_batchnorm(model).rollout(x[:2, :3], 3), model.rollout(x[:2, :3], 3),
+                                   atol=1e-5, rtol=1e-4)
+
+
+def test_positions_stay_in_fp32_under_bf16_autocast():
+    torch.manual_seed(0)
+    encoder = KeypointEncoder(64, 4).eval()
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        z = encoder(x)
+        weights, _ = encoder.attend(x)
+    assert z.dtype == torch.float32
+    torch.testing.assert_close(z[:, :8], COORD_SCALE * (weights.double() @ grid_points().double()).flatten(1).float(),
+                               atol=1e-5, rtol=0)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(MatapError, match="does not split"):
+        load_config("smoke", ["model.keypoints=5"])                 # 64 is not a multiple of 5
+    with pytest.raises(MatapError, match="does not split"):
+        load_config("smoke", ["model.keypoints=32"])                # 64 / 32 = 2: no appearance number
+    with pytest.raises(MatapError, match="own encoder and decoder"):
+        load_config("smoke", ["model.keypoints=4", "model.content_path=true"])
+    with pytest.raises(MatapError, match="own encoder and decoder"):
+        load_config("smoke", ["model.keypoints=4", "model.decoder=broadcast"])
+    with pytest.raises(ValueError, match="does not split"):
+        KeypointEncoder(64, 5)
+
+
+def test_trains_and_predicts_through_the_cli(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--config", "smoke", "--out", str(run), "model.keypoints=4"]) == 0
+    assert main(["evaluate", str(run), "--protocol", "predict"]) == 0
+    assert main(["predict", str(run), "--out", str(tmp_path / "p.gif")]) == 0
+
+
+def test_the_straight_line_moves_the_positions_and_keeps_the_appearance():
+    torch.manual_seed(0)
+    model = matap.build_model("matap", keypoints=4, velocity=True, velocity_gain=0.5).eval()
+    torch.nn.init.zeros_(model.predictor[-1].weight)
+    torch.nn.init.zeros_(model.predictor[-1].bias)
+    z, z_before, h = torch.randn(3, 64), torch.randn(3, 64), torch.randn(3, 64)
+    with torch.no_grad():
+        out = model.predict(h, z, z_before)
+    torch.testing.assert_close(out[:, :8], z[:, :8] + 0.5 * (z[:, :8] - z_before[:, :8]))
+    torch.testing.assert_close(out[:, 8:], z[:, 8:])
+    paper = matap.build_model("matap", velocity=True).eval()
+    paper.predictor.load_state_dict(model.predictor.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(paper.predict(h, z, z_before), 2 * z - z_before)   # the paper's latent: all of it
