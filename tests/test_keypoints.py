@@ -62,8 +62,8 @@ def test_the_encoder_writes_each_keypoint_as_the_expected_position_and_the_featu
 def test_a_keypoint_follows_a_bright_spot():
     """Scores that are the frame's brightness, pooled to the grid: the soft arg-max finds the spot."""
     encoder = KeypointEncoder(6, 2).eval()
-    encoder.attend = lambda x: (F.avg_pool2d(x, 4).flatten(2).expand(-1, 2, -1).mul(50).softmax(-1),
-                                torch.zeros(x.shape[0], 128, 8, 8))
+    encoder.trunk = lambda x: (F.avg_pool2d(x, 4).flatten(2).expand(-1, 2, -1).mul(50),
+                               torch.zeros(x.shape[0], 128, 8, 8))
     x = torch.zeros(1, 1, 64, 64)
     x[0, 0, 8:12, 40:44] = 1.0                     # grid cell row 2, column 10
     with torch.no_grad():
@@ -154,3 +154,44 @@ def test_the_straight_line_moves_the_positions_and_keeps_the_appearance():
     paper.predictor.load_state_dict(model.predictor.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(paper.predict(h, z, z_before), 2 * z - z_before)   # the paper's latent: all of it
+
+
+def test_tracking_keeps_a_keypoint_on_the_spot_it_was_on():
+    """Two equally bright spots: without the prior the soft arg-max lands between them; with it,
+    each frame's keypoint stays on the spot nearest the previous frame's position."""
+    encoder = KeypointEncoder(6, 2).eval()
+    encoder.trunk = lambda x: (F.avg_pool2d(x, 4).flatten(2).expand(-1, 2, -1).mul(50).float(),
+                               torch.zeros(x.shape[0], 128, 8, 8))
+    frames = torch.zeros(1, 3, 1, 64, 64)
+    for t in range(3):
+        frames[0, t, 0, 8:12, 8 + 4 * t:12 + 4 * t] = 1.0          # spot A: row 2, columns 2, 3, 4
+        frames[0, t, 0, 48:52, 48 - 4 * t:52 - 4 * t] = 1.0        # spot B: row 12, columns 12, 11, 10
+    points = grid_points()
+    with torch.no_grad():
+        alone = encoder(frames[:, 1])
+        torch.testing.assert_close(alone[0, :2], COORD_SCALE * (points[2 * GRID + 3] + points[12 * GRID + 11]) / 2,
+                                   atol=1e-3, rtol=0)
+        start = encoder.prior(points[2 * GRID + 2].view(1, 1, 2).expand(1, 2, 2))      # as if it was on A
+        assert start.shape == (1, 2, 256) and start[0, 0, 2 * GRID + 2] == 0
+        z = encoder(frames[:, 1], before=points[2 * GRID + 2].view(1, 1, 2).expand(1, 2, 2))
+        torch.testing.assert_close(z[0, :2], COORD_SCALE * points[2 * GRID + 3], atol=1e-3, rtol=0)
+        tracked = encoder.track(frames)                  # frame 0 lands between; the prior then picks one
+    assert tracked.shape == (1, 3, 6)
+    first = tracked[0, 0, :2]
+    torch.testing.assert_close(first, COORD_SCALE * (points[2 * GRID + 2] + points[12 * GRID + 12]) / 2,
+                               atol=1e-3, rtol=0)
+
+
+def test_a_tracked_model_encodes_sequences_frame_after_frame():
+    torch.manual_seed(0)
+    model = matap.build_model("matap", keypoints=4, track=True).eval()
+    x = torch.rand(2, 4, 1, 64, 64)
+    with torch.no_grad():
+        z = model.encode(x)
+        by_hand = [model.encoder(x[:, 0])]
+        for t in range(1, 4):
+            by_hand.append(model.encoder(x[:, t], by_hand[-1][:, :8].view(2, 4, 2) / COORD_SCALE))
+    torch.testing.assert_close(z, torch.stack(by_hand, dim=1), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(z[:, 1:], matap.build_model("matap", keypoints=4).eval().encode(x)[:, 1:])
+    with pytest.raises(MatapError, match="track follows keypoints"):
+        load_config("smoke", ["model.track=true"])

@@ -100,6 +100,8 @@ class ModelConfig:
     # beyond the paper: K > 0 makes the latent K keypoints, each (x, y) and latent_dim / K - 2 appearance numbers,
     # with their own encoder and decoder (matap.modules.keypoints); 0 is the paper's latent
     keypoints: int = option(0, minimum=0)
+    # with keypoints: each frame's keypoints are found near the previous frame's (a Gaussian prior on the scores)
+    track: bool = False
     # The named cell's own options: the keywords with defaults of its constructor that are not keys above
     # (set as model.<option>=value; written into the model section beside the keys above).
     options: dict[str, Any] = field(default_factory=dict)
@@ -418,6 +420,8 @@ def validate(cfg: Config) -> None:
                          "set model.velocity=true as well")
     if m.decoder == "broadcast" and m.content_path:
         raise MatapError("model.decoder=broadcast has no content path: drop model.content_path=true")
+    if m.track and not m.keypoints:
+        raise MatapError("model.track follows keypoints: set model.keypoints=K as well")
     if m.keypoints:
         if m.content_path or m.decoder != "paper":
             raise MatapError("model.keypoints has its own encoder and decoder: it takes no model.content_path "

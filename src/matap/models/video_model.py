@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from matap.modules import BroadcastDecoder, Cell, LatentPredictor, SpatialDecoder, SpatialEncoder
-from matap.modules.keypoints import KeypointDecoder, KeypointEncoder
+from matap.modules.keypoints import KeypointDecoder, KeypointEncoder, positions
 
 
 class TeacherForced(NamedTuple):
@@ -68,13 +68,15 @@ class LatentVideoModel(nn.Module):
     (x, y) position and d / K - 2 numbers of appearance (:mod:`matap.modules.keypoints`): the encoder
     and decoder are replaced; no content path, and the ``decoder`` option does not apply. With ``velocity``
     the straight line extends the positions only; the appearance numbers are kept, z^ = z + P(h) there.
+    ``track=True`` (with keypoints) finds each frame's keypoints near the previous frame's
+    (:meth:`matap.modules.keypoints.KeypointEncoder.track`); with frame feedback, near the predicted ones.
     """
 
     def __init__(self, cell: Cell, latent_dim: int = 64, encoder_dropout: float = 0.2,
                  predictor_dropout: float = 0.1, feedback: str = "latent", content_path: bool = False,
                  residual: bool = False, velocity: bool = False, velocity_gain: float = 1.0,
                  predictor_skip: bool = False, decoder: str = "paper",
-                 keypoints: int = 0) -> None:
+                 keypoints: int = 0, track: bool = False) -> None:
         super().__init__()
         if feedback not in FEEDBACKS:
             raise ValueError(f"feedback must be one of {FEEDBACKS}; got {feedback!r}")
@@ -82,11 +84,14 @@ class LatentVideoModel(nn.Module):
             raise ValueError(f"decoder must be one of {DECODERS}; got {decoder!r}")
         if decoder == "broadcast" and content_path:
             raise ValueError("the broadcast decoder has no content path: use decoder='paper' with content_path")
+        if track and not keypoints:
+            raise ValueError("track follows keypoints: it needs keypoints > 0")
         if keypoints and (content_path or decoder != "paper"):
             raise ValueError("a keypoint latent has its own encoder and decoder: no content path, decoder='paper'")
         self.latent_dim = latent_dim
         self.feedback = feedback
         self.keypoints = keypoints
+        self.track = track
         self.encoder = KeypointEncoder(latent_dim, keypoints) if keypoints else SpatialEncoder(latent_dim, encoder_dropout)
         self.cell = cell
         self.predictor_skip = predictor_skip
@@ -112,6 +117,8 @@ class LatentVideoModel(nn.Module):
         """(B, T, 1, H, W) -> (B, T, d); frames as :func:`as_frames` takes them."""
         frames = as_frames(frames)
         B, T = frames.shape[:2]
+        if self.track:
+            return self.encoder.track(frames)
         return self.encoder(frames.flatten(0, 1)).view(B, T, -1)
 
     def content(self, frames: torch.Tensor | None) -> list[torch.Tensor] | None:
@@ -189,7 +196,12 @@ class LatentVideoModel(nn.Module):
                 logits.append(self.decoder(z_next, content))   # (B, 1, H, W)
             if step == horizon - 1:
                 break
-            fed = self.encoder(torch.sigmoid(logits[-1])) if self.feedback == "frame" else z_next
+            if self.feedback == "latent":
+                fed = z_next
+            elif self.track:    # the decoded frame's keypoints, found near the predicted ones
+                fed = self.encoder(torch.sigmoid(logits[-1]), positions(z_next.detach(), self.keypoints))
+            else:
+                fed = self.encoder(torch.sigmoid(logits[-1]))
             h_t, state = self.cell(fed, state)
             z_next = self.predict(h_t, fed, last)
             last = fed

@@ -13,6 +13,10 @@ in the frame), and reads its appearance from its 8x8 features weighted by the sa
 decoder paints each keypoint's appearance, mapped to 128 channels, as a Gaussian bump at its
 position on a 16x16 grid, and convolutions render the frame from the sum. A digit that moves at a
 steady speed is then a latent that moves along a line, which ``model.velocity`` extends exactly.
+
+With ``model.track`` the scores of each frame of a sequence are added a Gaussian log-prior around
+the keypoint's position in the frame before (:data:`TRACK` wide), so that a keypoint stays on the
+digit it was on rather than jumping to the other one, which the soft arg-max alone cannot tell apart.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from matap.modules.recompute import run_blocks
 GRID = 16            # the score and paint grid, 16x16 cells over the 64x64 frame
 COORD_SCALE = 4.0    # a keypoint's latent coordinates are s (x, y): one pixel is 2 s / 63 = 0.13
 SIGMA = 0.2          # width of a painted bump, in the [-1, 1] frame units (1.5 grid cells, 6 pixels)
+TRACK = 0.3          # width of the tracking prior (``model.track``), in frame units (9.5 pixels)
 
 
 def appearance_size(latent_dim: int, keypoints: int) -> int:
@@ -62,23 +67,58 @@ class KeypointEncoder(nn.Module):
         self.look = nn.Linear(128, self.appearance)
         self.register_buffer("points", grid_points(), persistent=False)
 
-    def attend(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The softmax over the grid of each keypoint, (N, K, 256), and the 8x8 features, (N, 128, 8, 8)."""
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each keypoint's scores over the grid, (N, K, 256) in fp32, and the 8x8 features, (N, 128, 8, 8)."""
         fine = run_blocks(x, self.features[:2])            # (N, 64, 16, 16)
         coarse = run_blocks(fine, self.features[2:])       # (N, 128, 8, 8)
-        weights = self.scores(fine).float().flatten(2).softmax(dim=-1)
-        return weights, coarse
+        return self.scores(fine).float().flatten(2), coarse
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights, coarse = self.attend(x)
+    def prior(self, before: torch.Tensor) -> torch.Tensor:
+        """(N, K, 256) log-prior of tracking: -|p - p_before|^2 / (2 TRACK^2) for positions ``before``
+        (N, K, 2) in [-1, 1], so that a keypoint stays on what is near where it was."""
+        return -(self.points - before.float()[:, :, None, :]).square().sum(dim=-1) / (2 * TRACK ** 2)
+
+    def attend(self, x: torch.Tensor, before: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The softmax over the grid of each keypoint, (N, K, 256), and the 8x8 features, (N, 128, 8, 8);
+        ``before``: the keypoints' positions in the previous frame, (N, K, 2) in [-1, 1], for tracking."""
+        scores, coarse = self.trunk(x)
+        return self.read_weights(scores, before), coarse
+
+    def read_weights(self, scores: torch.Tensor, before: torch.Tensor | None) -> torch.Tensor:
+        return (scores if before is None else scores + self.prior(before)).softmax(dim=-1)
+
+    def read(self, weights: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        """(N, d) latents from the keypoints' weights over the grid and the 8x8 features."""
         N, K = weights.shape[:2]
-        with torch.autocast(x.device.type, enabled=False):   # positions in fp32, not rounded to bf16
+        with torch.autocast(weights.device.type, enabled=False):   # positions in fp32, not rounded to bf16
             where = weights @ self.points                                               # (N, K, 2)
         # The same weights summed over each 2x2 block of cells: the weight of each 8x8 cell.
         pooled = F.avg_pool2d(weights.view(N, K, GRID, GRID), 2).flatten(2) * 4         # (N, K, 64)
         seen = pooled @ coarse.float().flatten(2).transpose(1, 2)                      # (N, K, 128)
         looks = self.look(seen)                                                         # (N, K, m)
         return torch.cat([COORD_SCALE * where.flatten(1), looks.flatten(1).float()], dim=1)
+
+    def forward(self, x: torch.Tensor, before: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 1, 64, 64) -> (N, d); ``before`` as in :meth:`attend`."""
+        return self.read(*self.attend(x, before))
+
+    def track(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, T, 1, 64, 64) -> (B, T, d), each frame's keypoints found with the prior of the previous
+        frame's positions (held fixed: no gradient flows through the prior); the first frame's without."""
+        B, T = frames.shape[:2]
+        scores, coarse = self.trunk(frames.flatten(0, 1))
+        scores, coarse = scores.view(B, T, *scores.shape[1:]), coarse.view(B, T, *coarse.shape[1:])
+        latents, before = [], None
+        for t in range(T):
+            z = self.read(self.read_weights(scores[:, t], before), coarse[:, t])
+            latents.append(z)
+            before = positions(z.detach(), self.keypoints)
+        return torch.stack(latents, dim=1)
+
+
+def positions(z: torch.Tensor, keypoints: int) -> torch.Tensor:
+    """(N, K, 2) positions in [-1, 1] of keypoint latents (N, d)."""
+    return z[:, :2 * keypoints].reshape(-1, keypoints, 2) / COORD_SCALE
 
 
 class KeypointDecoder(nn.Module):
