@@ -101,8 +101,9 @@ def test_bad_settings_are_refused():
         LatentVideoModel(cell, decoder="broadcast", content_path=True)
 
 
-def test_trains_and_predicts_through_the_cli(tmp_path):
+def test_trains_and_predicts_through_the_cli(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--config", "smoke", "--out", str(run), "model.decoder=broadcast"]) == 0
+    assert "model matap (d=64, K=10, heads=4, decoder=broadcast)" in capsys.readouterr().out
     assert main(["evaluate", str(run), "--protocol", "predict"]) == 0
     assert main(["predict", str(run), "--out", str(tmp_path / "p.gif")]) == 0

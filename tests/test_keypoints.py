@@ -133,9 +133,10 @@ def test_bad_settings_are_refused():
         KeypointEncoder(64, 5)
 
 
-def test_trains_and_predicts_through_the_cli(tmp_path):
+def test_trains_and_predicts_through_the_cli(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--config", "smoke", "--out", str(run), "model.keypoints=4"]) == 0
+    assert main(["train", "--config", "smoke", "--out", str(run), "model.keypoints=4", "model.track=true"]) == 0
+    assert "model matap (d=64, K=10, heads=4, keypoints=4, tracked)" in capsys.readouterr().out
     assert main(["evaluate", str(run), "--protocol", "predict"]) == 0
     assert main(["predict", str(run), "--out", str(tmp_path / "p.gif")]) == 0
 
