@@ -13,7 +13,7 @@ from matap.cli import main
 from matap.config import MatapError, load_config
 from matap.models import count_parameters
 from matap.models.fuse import fold_batchnorm
-from matap.modules.keypoints import COORD_SCALE, GRID, SIGMA, KeypointDecoder, KeypointEncoder, grid_points
+from matap.modules.keypoints import COORD_SCALE, GRID, SIGMA, SPRITE, KeypointDecoder, KeypointEncoder, grid_points
 
 CELL = 2 / (GRID - 1)     # one grid cell in the [-1, 1] frame units
 
@@ -196,3 +196,40 @@ def test_a_tracked_model_encodes_sequences_frame_after_frame():
     assert not torch.allclose(z[:, 1:], matap.build_model("matap", keypoints=4).eval().encode(x)[:, 1:])
     with pytest.raises(MatapError, match="track follows keypoints"):
         load_config("smoke", ["model.track=true"])
+
+
+def test_a_sprite_is_drawn_centred_on_its_keypoint_and_moves_with_it():
+    torch.manual_seed(0)
+    decoder = KeypointDecoder(64, 4, sprites=True).eval()
+    assert count_parameters(decoder) == 462_017 - (14 * 128 + 128) + (14 * 128 * SPRITE ** 2 + 128 * SPRITE ** 2)
+    z = torch.zeros(1, 64)
+    z[0, 8:22] = torch.randn(14)                                # keypoint 0 alone has an appearance
+    z[0, :2] = COORD_SCALE * grid_points()[7 * GRID + 6]        # on the centre of cell (row 7, column 6)
+    z[0, 2:8] = COORD_SCALE * 0.9                               # the others far off, drawing nothing (zero)
+    half = SPRITE // 2
+    with torch.no_grad():
+        sprite = decoder.paint(z[:, 8:22]).view(128, SPRITE, SPRITE)
+        drawn = decoder.painted(z)[0]                            # (128, 16, 16)
+        others = KeypointDecoder(64, 4, sprites=True).eval()
+        others.paint = decoder.paint
+        z_empty = z.clone()
+        z_empty[0, 8:22] = 0
+        blank = others.painted(z_empty)[0]                      # each keypoint draws its bias
+    # keypoint 0's sprite lies on cells rows 3..11, columns 2..10; elsewhere only the other keypoints' bias sprites
+    torch.testing.assert_close(drawn[:, 7 - half:7 + half + 1, 6 - half:6 + half + 1] - blank[:, 7 - half:8 + half, 6 - half:7 + half]
+                               + decoder.paint.bias.view(128, SPRITE, SPRITE), sprite, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        z[0, 0] += COORD_SCALE * CELL / 2                       # half a cell to the right: bilinear between cells
+        moved = decoder.painted(z)[0]
+        moved_blank = others.painted(torch.cat([z[:, :8], z_empty[:, 8:]], dim=1))[0]
+    left, right = (drawn - blank)[:, 7, 4], (drawn - blank)[:, 7, 5]
+    torch.testing.assert_close((moved - moved_blank)[:, 7, 5], (left + right) / 2, atol=1e-4, rtol=1e-4)
+
+
+def test_sprites_need_keypoints():
+    with pytest.raises(MatapError, match="sprites draws keypoints"):
+        load_config("smoke", ["model.sprites=true"])
+    model = matap.build_model("matap", keypoints=4, track=True, sprites=True)
+    x = torch.rand(2, 4, 1, 64, 64)
+    F.binary_cross_entropy_with_logits(model.decode(model.encode(x)), x).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.decoder.parameters())

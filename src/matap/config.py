@@ -102,6 +102,8 @@ class ModelConfig:
     keypoints: int = option(0, minimum=0)
     # with keypoints: each frame's keypoints are found near the previous frame's (a Gaussian prior on the scores)
     track: bool = False
+    # with keypoints: the decoder draws each keypoint as a 9x9-cell sprite of features centred on it, not a round bump
+    sprites: bool = False
     # The named cell's own options: the keywords with defaults of its constructor that are not keys above
     # (set as model.<option>=value; written into the model section beside the keys above).
     options: dict[str, Any] = field(default_factory=dict)
@@ -422,6 +424,8 @@ def validate(cfg: Config) -> None:
         raise MatapError("model.decoder=broadcast has no content path: drop model.content_path=true")
     if m.track and not m.keypoints:
         raise MatapError("model.track follows keypoints: set model.keypoints=K as well")
+    if m.sprites and not m.keypoints:
+        raise MatapError("model.sprites draws keypoints: set model.keypoints=K as well")
     if m.keypoints:
         if m.content_path or m.decoder != "paper":
             raise MatapError("model.keypoints has its own encoder and decoder: it takes no model.content_path "

@@ -70,13 +70,15 @@ class LatentVideoModel(nn.Module):
     the straight line extends the positions only; the appearance numbers are kept, z^ = z + P(h) there.
     ``track=True`` (with keypoints) finds each frame's keypoints near the previous frame's
     (:meth:`matap.modules.keypoints.KeypointEncoder.track`); with frame feedback, near the predicted ones.
+    ``sprites=True`` (with keypoints) draws each keypoint as a patch of features centred on it
+    (:meth:`matap.modules.keypoints.KeypointDecoder.placed`) instead of a round bump.
     """
 
     def __init__(self, cell: Cell, latent_dim: int = 64, encoder_dropout: float = 0.2,
                  predictor_dropout: float = 0.1, feedback: str = "latent", content_path: bool = False,
                  residual: bool = False, velocity: bool = False, velocity_gain: float = 1.0,
                  predictor_skip: bool = False, decoder: str = "paper",
-                 keypoints: int = 0, track: bool = False) -> None:
+                 keypoints: int = 0, track: bool = False, sprites: bool = False) -> None:
         super().__init__()
         if feedback not in FEEDBACKS:
             raise ValueError(f"feedback must be one of {FEEDBACKS}; got {feedback!r}")
@@ -84,8 +86,8 @@ class LatentVideoModel(nn.Module):
             raise ValueError(f"decoder must be one of {DECODERS}; got {decoder!r}")
         if decoder == "broadcast" and content_path:
             raise ValueError("the broadcast decoder has no content path: use decoder='paper' with content_path")
-        if track and not keypoints:
-            raise ValueError("track follows keypoints: it needs keypoints > 0")
+        if (track or sprites) and not keypoints:
+            raise ValueError("track and sprites follow keypoints: they need keypoints > 0")
         if keypoints and (content_path or decoder != "paper"):
             raise ValueError("a keypoint latent has its own encoder and decoder: no content path, decoder='paper'")
         self.latent_dim = latent_dim
@@ -101,7 +103,7 @@ class LatentVideoModel(nn.Module):
         self.velocity = velocity
         self.velocity_gain = velocity_gain
         if keypoints:
-            self.decoder = KeypointDecoder(latent_dim, keypoints)
+            self.decoder = KeypointDecoder(latent_dim, keypoints, sprites=sprites)
         elif decoder == "broadcast":
             self.decoder = BroadcastDecoder(latent_dim)
         else:

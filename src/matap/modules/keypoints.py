@@ -17,6 +17,11 @@ steady speed is then a latent that moves along a line, which ``model.velocity`` 
 With ``model.track`` the scores of each frame of a sequence are added a Gaussian log-prior around
 the keypoint's position in the frame before (:data:`TRACK` wide), so that a keypoint stays on the
 digit it was on rather than jumping to the other one, which the soft arg-max alone cannot tell apart.
+
+With ``sprites`` the decoder places each keypoint's appearance, mapped to a :data:`SPRITE` x :data:`SPRITE`
+patch of features (36 pixels, a digit's box and a margin), with its centre at the keypoint, instead of
+painting one vector as a round bump: what a keypoint draws has a shape and is drawn where the keypoint is,
+so that a keypoint must sit on the digit it draws.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ GRID = 16            # the score and paint grid, 16x16 cells over the 64x64 fram
 COORD_SCALE = 4.0    # a keypoint's latent coordinates are s (x, y): one pixel is 2 s / 63 = 0.13
 SIGMA = 0.2          # width of a painted bump, in the [-1, 1] frame units (1.5 grid cells, 6 pixels)
 TRACK = 0.3          # width of the tracking prior (``model.track``), in frame units (9.5 pixels)
+SPRITE = 9           # side of a sprite (``model.sprites``), in grid cells (36 pixels)
 
 
 def appearance_size(latent_dim: int, keypoints: int) -> int:
@@ -127,13 +133,17 @@ class KeypointDecoder(nn.Module):
     Each keypoint's appearance, mapped linearly to 128 channels, is painted as a Gaussian bump
     (:data:`SIGMA`) at its position on a 16x16 grid; the painted map goes through two 3x3
     convolution blocks at 16x16, the paper decoder's last two transposed-convolution blocks
-    (16 -> 32 -> 64) and its 3x3 output convolution."""
+    (16 -> 32 -> 64) and its 3x3 output convolution. With ``sprites`` the appearance is mapped
+    linearly to a sprite of 128 channels over :data:`SPRITE` x :data:`SPRITE` cells, placed with its
+    centre at the keypoint (bilinear between cells) instead of the bump."""
 
-    def __init__(self, latent_dim: int = 64, keypoints: int = 4, width: int = 128) -> None:
+    def __init__(self, latent_dim: int = 64, keypoints: int = 4, width: int = 128, sprites: bool = False) -> None:
         super().__init__()
         self.keypoints = keypoints
         self.appearance = appearance_size(latent_dim, keypoints)
-        self.paint = nn.Linear(self.appearance, width)
+        self.sprites = sprites
+        self.width = width
+        self.paint = nn.Linear(self.appearance, width * SPRITE * SPRITE if sprites else width)
         self.features = nn.Sequential(
             nn.Sequential(nn.Conv2d(width, width, kernel_size=3, padding=1), nn.BatchNorm2d(width),
                           nn.ReLU(inplace=True)),
@@ -152,8 +162,23 @@ class KeypointDecoder(nn.Module):
         distance2 = (self.points - where).square().sum(dim=-1)                          # (N, K, 256)
         return torch.exp(-distance2 / (2 * SIGMA ** 2))
 
+    def placed(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, width, 16, 16): the sum over keypoints of each one's sprite, its centre cell at the keypoint;
+        a sprite sampled bilinearly where the keypoint falls between cells, zero outside its cells."""
+        N, K = z.shape[0], self.keypoints
+        sprites = self.paint(z[:, 2 * K:].reshape(N * K, self.appearance)).float()
+        sprites = sprites.view(N * K, self.width, SPRITE, SPRITE)
+        where = z[:, :2 * K].float().reshape(N * K, 1, 2) / COORD_SCALE
+        half = (SPRITE - 1) / (GRID - 1)               # a sprite's half side in [-1, 1] frame units
+        grid = ((self.points - where) / half).view(N * K, GRID, GRID, 2)   # each cell's place on the sprite
+        drawn = F.grid_sample(sprites, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        return drawn.view(N, K, self.width, GRID, GRID).sum(dim=1)
+
     def painted(self, z: torch.Tensor) -> torch.Tensor:
-        """(N, width, 16, 16): the sum over keypoints of each one's mapped appearance times its bump."""
+        """(N, width, 16, 16): the sum over keypoints of each one's mapped appearance times its bump
+        (with ``sprites``, :meth:`placed`)."""
+        if self.sprites:
+            return self.placed(z)
         N, K = z.shape[0], self.keypoints
         colours = self.paint(z[:, 2 * K:].reshape(N, K, self.appearance))               # (N, K, width)
         bumps = self.bumps(z).to(colours.dtype)
