@@ -164,3 +164,58 @@ def test_the_curvature_term_does_not_reward_latents_that_stand_still():
     terms = [PredictObjective(cfg)(model, _levels_sequence(scale * (steps - 2).abs())).terms["curvature"]
              for scale in (1.0, 0.1)]
     torch.testing.assert_close(terms[0], terms[1], rtol=1e-3, atol=1e-6)
+
+
+def test_with_keypoints_the_curvature_term_can_take_the_positions_alone():
+    import matap
+    from matap.config import load_config
+    from matap.errors import MatapError
+
+    torch.manual_seed(0)
+    model = matap.build_model("matap", keypoints=4, track=True).eval()
+    x = torch.rand(2, 5, 1, 64, 64)
+    whole = PredictObjective(ObjectiveConfig(name="predict", curvature_weight=1.0))(model, x).terms["curvature"]
+    alone = PredictObjective(ObjectiveConfig(name="predict", curvature_weight=1.0, curvature_positions=True))(
+        model, x).terms["curvature"]
+    with torch.no_grad():
+        where = model.encode(x)[..., :8]                                  # the 4 keypoints' (x, y), scaled
+    second = where[:, 2:] - 2 * where[:, 1:-1] + where[:, :-2]
+    torch.testing.assert_close(alone, second.pow(2).mean() / where.var(dim=1).mean(), rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(alone, whole)
+    with pytest.raises(MatapError, match="curvature_positions"):
+        load_config("smoke", ["objective.curvature_weight=1", "objective.curvature_positions=true"])
+    with pytest.raises(MatapError, match="curvature_positions"):
+        load_config("smoke", ["model.keypoints=4", "objective.curvature_positions=true"])
+
+
+def test_the_separation_term_is_one_for_keypoints_that_coincide_and_falls_with_their_distance():
+    import math
+
+    import matap
+    from matap.config import load_config
+    from matap.errors import MatapError
+    from matap.modules.keypoints import COORD_SCALE
+    from matap.objectives import SEPARATION, separation
+
+    # three keypoints in frame units: 0 and 1 one width apart along x, 2 on top of 0; appearance ignored
+    where = torch.tensor([[0.0, 0.0], [SEPARATION, 0.0], [0.0, 0.0]])
+    z = torch.cat([COORD_SCALE * where.flatten(), torch.randn(3 * 4)])[None, None]   # (1, 1, d = 18)
+    expected = (math.exp(-0.5) + 1.0 + math.exp(-0.5)) / 3                             # pairs (0,1), (0,2), (1,2)
+    assert separation(z, 3).item() == pytest.approx(expected, rel=1e-6)
+    far = torch.cat([COORD_SCALE * torch.tensor([-0.9, -0.9, 0.9, 0.9]), torch.randn(60)])[None, None]
+    assert separation(far, 2).item() < 1e-10
+
+    torch.manual_seed(0)
+    model = matap.build_model("matap", keypoints=4, track=True).eval()
+    x = torch.rand(2, 5, 1, 64, 64)
+    plain = PredictObjective(ObjectiveConfig(name="predict"))(model, x)
+    pushed = PredictObjective(ObjectiveConfig(name="predict", separation_weight=2.0))(model, x)
+    with torch.no_grad():
+        own = separation(model.encode(x), 4)
+    torch.testing.assert_close(pushed.terms["separation"], own, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(pushed.loss, plain.loss + 2.0 * own, rtol=1e-4, atol=1e-5)
+    assert "separation" not in plain.terms
+    with pytest.raises(MatapError, match="separation_weight"):
+        load_config("smoke", ["objective.separation_weight=1"])
+    with pytest.raises(MatapError, match="separation_weight"):
+        load_config("smoke", ["model.keypoints=1", "objective.separation_weight=1"])

@@ -133,6 +133,11 @@ class ObjectiveConfig:
     # how much each sequence's latents move over time (gradient kept): an encoding in which steady motion is
     # a straight line, which a rollout can extend
     curvature_weight: float = option(0.0, minimum=0)
+    # with model.keypoints: the curvature term over the keypoints' positions only, not their appearance
+    curvature_positions: bool = False
+    # predict, with model.keypoints >= 2: weight of a term that pushes each frame's keypoints apart,
+    # mean over pairs of exp(-|p_i - p_j|^2 / (2 w^2)) with w = 0.3 of the half-frame (9.5 pixels)
+    separation_weight: float = option(0.0, minimum=0)
 
 
 @dataclass
@@ -438,6 +443,12 @@ def validate(cfg: Config) -> None:
         raise MatapError(
             f"objective.rollout_context must be in [1, data.seq_len) = [1, {d.seq_len}), got {o.rollout_context}"
         )
+    if o.curvature_positions and not (o.curvature_weight > 0 and cfg.model.keypoints):
+        raise MatapError("objective.curvature_positions takes the curvature term over keypoint positions: "
+                         "set objective.curvature_weight > 0 and model.keypoints=K as well")
+    if o.separation_weight > 0 and cfg.model.keypoints < 2:
+        raise MatapError("objective.separation_weight pushes keypoints apart: it needs model.keypoints=K with K >= 2 "
+                         f"(model.keypoints={cfg.model.keypoints})")
     if o.curvature_weight > 0 and d.seq_len < 3:
         raise MatapError(f"objective.curvature_weight needs sequences of at least 3 frames (data.seq_len={d.seq_len})")
     if not 0 < t.limit_train_batches <= 1 and not float(t.limit_train_batches).is_integer():

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from matap import metrics
 from matap.config import ObjectiveConfig
 from matap.models import LatentVideoModel
+from matap.modules.keypoints import COORD_SCALE
 from matap.registry import OBJECTIVES
 
 
@@ -28,6 +29,18 @@ class ObjectiveOutput:
     terms: dict[str, torch.Tensor]
     # name -> (predicted frames in [0, 1], target frames), both (B, T', 1, H, W); filled on request
     pairs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+
+SEPARATION = 0.3     # width of the keypoint separation term, in [-1, 1] frame units (9.5 pixels)
+
+
+def separation(z: torch.Tensor, keypoints: int) -> torch.Tensor:
+    """mean over frames and pairs i < j of exp(-|p_i - p_j|^2 / (2 SEPARATION^2)), the keypoint positions p of
+    latents (..., d) in frame units: 1 where two keypoints coincide, near 0 where they are a digit's width apart."""
+    where = z[..., :2 * keypoints].float().reshape(-1, keypoints, 2) / COORD_SCALE
+    apart = (where[:, :, None] - where[:, None]).pow(2).sum(-1)                       # (N, K, K) squared distances
+    i, j = torch.triu_indices(keypoints, keypoints, offset=1, device=z.device)
+    return torch.exp(-apart[:, i, j] / (2 * SEPARATION ** 2)).mean()
 
 
 def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -78,7 +91,12 @@ class PredictObjective:
     ``curvature_weight = w_c > 0`` adds w_c mean_t ||z_{t+1} - 2 z_t + z_{t-1}||^2 / mean_b Var_t(z) over the
     encodings of the true frames, gradient kept in both: digits that move at a steady speed then trace
     straight lines in the latent space, which the cell can extend by repeating the last step. Dividing by
-    the movement keeps the encoder from winning by keeping the latents still.
+    the movement keeps the encoder from winning by keeping the latents still. ``curvature_positions``
+    (with ``model.keypoints``) takes the term over the keypoints' positions only, the appearance left free.
+
+    ``separation_weight = w_s > 0`` (with ``model.keypoints`` >= 2) adds w_s mean exp(-|p_i - p_j|^2 / (2 w^2))
+    over each frame's pairs of encoded keypoint positions (w = :data:`SEPARATION`): keypoints that share
+    one place between the digits are pushed apart, towards one digit each.
 
     ``decode_frames = k > 0`` decodes, in training, only k randomly chosen frames of each
     sequence per frame term: the decoder dominates the cost of a step, and neighbouring
@@ -102,6 +120,8 @@ class PredictObjective:
         self.decode_frames = cfg.decode_frames
         self.ssim_weight = cfg.ssim_weight
         self.curvature_weight = cfg.curvature_weight
+        self.curvature_positions = cfg.curvature_positions
+        self.separation_weight = cfg.separation_weight
 
     @property
     def rolls_out(self) -> bool:
@@ -176,9 +196,13 @@ class PredictObjective:
             terms["rollout_latent"] = F.mse_loss(rolled, target[:, C:C + horizon]) / spread
             loss = loss + self.rollout_weight * terms["rollout"] + self.rollout_latent_weight * terms["rollout_latent"]
         if self.curvature_weight > 0:
-            bend = out.z[:, 2:] - 2 * out.z[:, 1:-1] + out.z[:, :-2]
-            terms["curvature"] = bend.pow(2).mean() / out.z.var(dim=1).mean().clamp_min(1e-6)
+            z = out.z[..., :2 * model.keypoints] if self.curvature_positions else out.z
+            bend = z[:, 2:] - 2 * z[:, 1:-1] + z[:, :-2]
+            terms["curvature"] = bend.pow(2).mean() / z.var(dim=1).mean().clamp_min(1e-6)
             loss = loss + self.curvature_weight * terms["curvature"]
+        if self.separation_weight > 0:
+            terms["separation"] = separation(out.z, model.keypoints)
+            loss = loss + self.separation_weight * terms["separation"]
         result = ObjectiveOutput(loss, terms)
         if with_frames:
             result.pairs = {name: (torch.sigmoid(logits[name]), frames) for name, (_, frames) in pairs.items()}
