@@ -233,3 +233,35 @@ def test_sprites_need_keypoints():
     x = torch.rand(2, 4, 1, 64, 64)
     F.binary_cross_entropy_with_logits(model.decode(model.encode(x)), x).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.decoder.parameters())
+
+
+def test_on_the_fine_grid_a_keypoint_is_the_mean_over_2_pixel_cells_and_reads_the_8x8_cell_it_is_in():
+    with pytest.raises(MatapError, match="fine_keypoints finds keypoints"):
+        load_config("smoke", ["model.fine_keypoints=true"])
+    torch.manual_seed(0)
+    encoder = KeypointEncoder(64, 4, fine=True).eval()
+    assert count_parameters(encoder) == count_parameters(KeypointEncoder(64, 4)) == 169_138   # no parameters
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        z = encoder(x)
+        weights, coarse = encoder.attend(x)                                       # (2, 4, 1024), (2, 128, 8, 8)
+    assert weights.shape == (2, 4, 32 * 32)
+    axis = torch.linspace(-1, 1, 32)
+    for n in range(2):
+        for k in range(4):
+            w = weights[n, k].view(32, 32)
+            assert z[n, 2 * k].item() == pytest.approx(COORD_SCALE * float((w.sum(0) * axis).sum()), abs=1e-4)
+            assert z[n, 2 * k + 1].item() == pytest.approx(COORD_SCALE * float((w.sum(1) * axis).sum()), abs=1e-4)
+            seen = (coarse[n] * w.view(8, 4, 8, 4).sum(dim=(1, 3))).sum(dim=(1, 2))      # 4x4 fine cells per 8x8 cell
+            torch.testing.assert_close(z[n, 8 + 14 * k: 8 + 14 * (k + 1)], encoder.look(seen), atol=1e-4, rtol=1e-4)
+    # a spot two pixels wide is found to its 2-pixel cell, between two cells of the 16x16 grid
+    encoder.trunk = lambda x: (F.avg_pool2d(x, 2).flatten(2).expand(-1, 4, -1).mul(50),
+                               torch.zeros(x.shape[0], 128, 8, 8))
+    spot = torch.zeros(1, 1, 64, 64)
+    spot[0, 0, 10:12, 42:44] = 1.0                                                 # fine cell row 5, column 21
+    with torch.no_grad():
+        found = encoder(spot)[0, :2]
+    torch.testing.assert_close(found, COORD_SCALE * torch.stack([axis[21], axis[5]]), atol=1e-3, rtol=0)
+    model = matap.build_model("matap", keypoints=4, track=True, fine_keypoints=True)
+    model.decode(model.encode(torch.rand(1, 3, 1, 64, 64))).mean().backward()
+    assert model.encoder.scores.weight.grad.abs().sum() > 0

@@ -237,7 +237,8 @@ def _print_config_summary(cfg: Any) -> None:
     accepted = inspect.signature(CELLS.get(m.name)).parameters      # the GRU baseline has no memory to size
     shape = ", ".join([f"d={m.latent_dim}"] + [f"{label}={getattr(m, key)}" for key, label in
                                                (("memory_size", "K"), ("num_heads", "heads")) if key in accepted]
-                      + ([f"keypoints={m.keypoints}" + (", tracked" if m.track else "") + (", sprites" if m.sprites else "")] if m.keypoints else [])
+                      + ([f"keypoints={m.keypoints}" + (", tracked" if m.track else "") + (", sprites" if m.sprites else "")
+                          + (", 32x32 grid" if m.fine_keypoints else "")] if m.keypoints else [])
                       + ([f"decoder={m.decoder}"] if m.decoder != "paper" else []))
     print(f"model {m.name} ({shape})  objective {o.name}  "
           f"data {d.source}/{d.motion} {d.train_size}{' (new every epoch)' if d.stream else ''} + {d.val_size} x {d.seq_len} frames  "

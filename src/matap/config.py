@@ -104,6 +104,8 @@ class ModelConfig:
     track: bool = False
     # with keypoints: the decoder draws each keypoint as a 9x9-cell sprite of features centred on it, not a round bump
     sprites: bool = False
+    # with keypoints: the keypoints are found on a 32x32 grid (2-pixel cells) instead of 16x16; no parameters
+    fine_keypoints: bool = False
     # The named cell's own options: the keywords with defaults of its constructor that are not keys above
     # (set as model.<option>=value; written into the model section beside the keys above).
     options: dict[str, Any] = field(default_factory=dict)
@@ -429,6 +431,8 @@ def validate(cfg: Config) -> None:
         raise MatapError("model.decoder=broadcast has no content path: drop model.content_path=true")
     if m.track and not m.keypoints:
         raise MatapError("model.track follows keypoints: set model.keypoints=K as well")
+    if m.fine_keypoints and not m.keypoints:
+        raise MatapError("model.fine_keypoints finds keypoints: set model.keypoints=K as well")
     if m.sprites and not m.keypoints:
         raise MatapError("model.sprites draws keypoints: set model.keypoints=K as well")
     if m.keypoints:

@@ -43,7 +43,8 @@ def model_from_config(m: ModelConfig) -> LatentVideoModel:
     cell = factory(**{k: v for k, v in values.items() if k in accepted})
     model = LatentVideoModel(cell, m.latent_dim, m.encoder_dropout, m.predictor_dropout, m.rollout_feedback,
                              m.content_path, m.residual, m.velocity, m.velocity_gain,
-                             m.predictor_skip, m.decoder, m.keypoints, m.track, m.sprites)
+                             m.predictor_skip, m.decoder, m.keypoints, m.track, m.sprites,
+                             m.fine_keypoints)
     return apply_constants(model, m)  # normalisation constants and initialisation (PyTorch's or Keras')
 
 

@@ -70,6 +70,7 @@ class LatentVideoModel(nn.Module):
     the straight line extends the positions only; the appearance numbers are kept, z^ = z + P(h) there.
     ``track=True`` (with keypoints) finds each frame's keypoints near the previous frame's
     (:meth:`matap.modules.keypoints.KeypointEncoder.track`); with frame feedback, near the predicted ones.
+    ``fine_keypoints=True`` (with keypoints) finds the keypoints on a 32x32 grid instead of 16x16.
     ``sprites=True`` (with keypoints) draws each keypoint as a patch of features centred on it
     (:meth:`matap.modules.keypoints.KeypointDecoder.placed`) instead of a round bump.
     """
@@ -78,7 +79,8 @@ class LatentVideoModel(nn.Module):
                  predictor_dropout: float = 0.1, feedback: str = "latent", content_path: bool = False,
                  residual: bool = False, velocity: bool = False, velocity_gain: float = 1.0,
                  predictor_skip: bool = False, decoder: str = "paper",
-                 keypoints: int = 0, track: bool = False, sprites: bool = False) -> None:
+                 keypoints: int = 0, track: bool = False, sprites: bool = False,
+                 fine_keypoints: bool = False) -> None:
         super().__init__()
         if feedback not in FEEDBACKS:
             raise ValueError(f"feedback must be one of {FEEDBACKS}; got {feedback!r}")
@@ -86,15 +88,15 @@ class LatentVideoModel(nn.Module):
             raise ValueError(f"decoder must be one of {DECODERS}; got {decoder!r}")
         if decoder == "broadcast" and content_path:
             raise ValueError("the broadcast decoder has no content path: use decoder='paper' with content_path")
-        if (track or sprites) and not keypoints:
-            raise ValueError("track and sprites follow keypoints: they need keypoints > 0")
+        if (track or sprites or fine_keypoints) and not keypoints:
+            raise ValueError("track, sprites and fine_keypoints follow keypoints: they need keypoints > 0")
         if keypoints and (content_path or decoder != "paper"):
             raise ValueError("a keypoint latent has its own encoder and decoder: no content path, decoder='paper'")
         self.latent_dim = latent_dim
         self.feedback = feedback
         self.keypoints = keypoints
         self.track = track
-        self.encoder = KeypointEncoder(latent_dim, keypoints) if keypoints else SpatialEncoder(latent_dim, encoder_dropout)
+        self.encoder = KeypointEncoder(latent_dim, keypoints, fine_keypoints) if keypoints else SpatialEncoder(latent_dim, encoder_dropout)
         self.cell = cell
         self.predictor_skip = predictor_skip
         self.predictor = LatentPredictor(latent_dim, predictor_dropout, 3 * latent_dim if predictor_skip else None)

@@ -50,9 +50,9 @@ def appearance_size(latent_dim: int, keypoints: int) -> int:
     return latent_dim // keypoints - 2
 
 
-def grid_points(device: torch.device | None = None) -> torch.Tensor:
-    """(GRID * GRID, 2): the (x, y) centre of each grid cell in [-1, 1], row by row."""
-    axis = torch.linspace(-1.0, 1.0, GRID, device=device)
+def grid_points(device: torch.device | None = None, side: int = GRID) -> torch.Tensor:
+    """(side * side, 2): the (x, y) centre of each cell of a side x side grid in [-1, 1], row by row."""
+    axis = torch.linspace(-1.0, 1.0, side, device=device)
     y, x = torch.meshgrid(axis, axis, indexing="ij")
     return torch.stack([x.flatten(), y.flatten()], dim=1)
 
@@ -62,21 +62,26 @@ class KeypointEncoder(nn.Module):
 
     The paper encoder's three convolution blocks (to 64 maps of 16x16 and 128 of 8x8), then a 3x3
     convolution to K score maps at 16x16 and a linear map of the 128 features at 8x8 to m
-    appearance numbers."""
+    appearance numbers. ``fine=True`` (no parameters) scores a 32x32 grid (2-pixel cells) instead,
+    the same convolution applied to the 16x16 features upsampled bilinearly, so that a position
+    is a mean over finer cells."""
 
-    def __init__(self, latent_dim: int = 64, keypoints: int = 4) -> None:
+    def __init__(self, latent_dim: int = 64, keypoints: int = 4, fine: bool = False) -> None:
         super().__init__()
         self.keypoints = keypoints
+        self.side = 2 * GRID if fine else GRID
         self.appearance = appearance_size(latent_dim, keypoints)
         self.features = nn.Sequential(conv_block(1, 32), conv_block(32, 64), conv_block(64, 128))
         self.scores = nn.Conv2d(64, keypoints, kernel_size=3, padding=1)   # (N, K, 16, 16)
         self.look = nn.Linear(128, self.appearance)
-        self.register_buffer("points", grid_points(), persistent=False)
+        self.register_buffer("points", grid_points(side=self.side), persistent=False)
 
     def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each keypoint's scores over the grid, (N, K, 256) in fp32, and the 8x8 features, (N, 128, 8, 8)."""
+        """Each keypoint's scores over the grid, (N, K, side^2) in fp32, and the 8x8 features, (N, 128, 8, 8)."""
         fine = run_blocks(x, self.features[:2])            # (N, 64, 16, 16)
         coarse = run_blocks(fine, self.features[2:])       # (N, 128, 8, 8)
+        if self.side != GRID:
+            fine = F.interpolate(fine, size=(self.side, self.side), mode="bilinear", align_corners=True)
         return self.scores(fine).float().flatten(2), coarse
 
     def prior(self, before: torch.Tensor) -> torch.Tensor:
@@ -99,7 +104,8 @@ class KeypointEncoder(nn.Module):
         with torch.autocast(weights.device.type, enabled=False):   # positions in fp32, not rounded to bf16
             where = weights @ self.points                                               # (N, K, 2)
         # The same weights summed over each 2x2 block of cells: the weight of each 8x8 cell.
-        pooled = F.avg_pool2d(weights.view(N, K, GRID, GRID), 2).flatten(2) * 4         # (N, K, 64)
+        cells = self.side // 8
+        pooled = F.avg_pool2d(weights.view(N, K, self.side, self.side), cells).flatten(2) * cells ** 2  # (N, K, 64)
         seen = pooled @ coarse.float().flatten(2).transpose(1, 2)                      # (N, K, 128)
         looks = self.look(seen)                                                         # (N, K, m)
         return torch.cat([COORD_SCALE * where.flatten(1), looks.flatten(1).float()], dim=1)
