@@ -140,6 +140,12 @@ class ObjectiveConfig:
     # predict, with model.keypoints >= 2: weight of a term that pushes each frame's keypoints apart,
     # mean over pairs of exp(-|p_i - p_j|^2 / (2 w^2)) with w = 0.3 of the half-frame (9.5 pixels)
     separation_weight: float = option(0.0, minimum=0)
+    # predict, with model.keypoints >= data.num_digits and data.stream: weight of the squared distance of the
+    # first num_digits keypoints to the generator's digit centres (told, not learned: a diagnostic of what
+    # keypoints on the digits would give; the pairing of keypoints and digits that fits a sequence best)
+    position_weight: float = option(0.0, minimum=0)
+    # the same, as a rollout term: the rolled-out keypoints against the centres of the frames they predict
+    rollout_position_weight: float = option(0.0, minimum=0)
 
 
 @dataclass
@@ -453,6 +459,14 @@ def validate(cfg: Config) -> None:
     if o.separation_weight > 0 and cfg.model.keypoints < 2:
         raise MatapError("objective.separation_weight pushes keypoints apart: it needs model.keypoints=K with K >= 2 "
                          f"(model.keypoints={cfg.model.keypoints})")
+    for name in ("position_weight", "rollout_position_weight"):
+        if getattr(o, name) > 0 and (cfg.model.keypoints < d.num_digits or not d.stream or o.name != "predict"):
+            raise MatapError(f"objective.{name} pulls keypoints onto the generator's digit centres: it needs "
+                             f"objective.name=predict, model.keypoints >= data.num_digits ({d.num_digits}) and "
+                             f"data.stream=true (got {o.name}, {cfg.model.keypoints} keypoints, stream={d.stream})")
+    if o.rollout_position_weight > 0 and o.rollout_weight <= 0 and o.rollout_latent_weight <= 0:
+        raise MatapError("objective.rollout_position_weight scores the rollout: set objective.rollout_weight or "
+                         "objective.rollout_latent_weight > 0 as well")
     if o.curvature_weight > 0 and d.seq_len < 3:
         raise MatapError(f"objective.curvature_weight needs sequences of at least 3 frames (data.seq_len={d.seq_len})")
     if not 0 < t.limit_train_batches <= 1 and not float(t.limit_train_batches).is_integer():

@@ -11,6 +11,7 @@ multi-step prediction. See docs/objectives.md.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import torch
@@ -41,6 +42,18 @@ def separation(z: torch.Tensor, keypoints: int) -> torch.Tensor:
     apart = (where[:, :, None] - where[:, None]).pow(2).sum(-1)                       # (N, K, K) squared distances
     i, j = torch.triu_indices(keypoints, keypoints, offset=1, device=z.device)
     return torch.exp(-apart[:, i, j] / (2 * SEPARATION ** 2)).mean()
+
+
+def position_error(z: torch.Tensor, centres: torch.Tensor, keypoints: int) -> torch.Tensor:
+    """The mean over sequences, frames and digits j of |p_{pi(j)} - c_j|^2 for latents (B, T, d) and digit
+    centres c (B, T, D, 2), both in [-1, 1] frame units, with pi the pairing of the first D keypoints and the
+    D digits that fits the sequence best (the same in every frame of it)."""
+    B, T, D = centres.shape[:3]
+    where = z[..., :2 * keypoints].float().reshape(B, T, keypoints, 2)
+    where = where / COORD_SCALE
+    errors = [(where[:, :, list(pairing)] - centres.float()).pow(2).sum(-1).mean(dim=(1, 2))   # (B,)
+              for pairing in itertools.permutations(range(D))]
+    return torch.stack(errors).min(dim=0).values.mean()
 
 
 def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -98,6 +111,12 @@ class PredictObjective:
     over each frame's pairs of encoded keypoint positions (w = :data:`SEPARATION`): keypoints that share
     one place between the digits are pushed apart, towards one digit each.
 
+    ``position_weight = w_p > 0`` (a diagnostic, with the generator's digit ``centres`` (B, T, D, 2) given
+    with each batch) adds w_p :func:`position_error` of the encoded keypoints: the first D keypoints are
+    told where the digits are, so that what a rollout makes of keypoints on the digits can be measured.
+    ``rollout_position_weight`` adds the same term over the rolled-out latents and the centres of the frames
+    they predict: the cell is told where the digits go.
+
     ``decode_frames = k > 0`` decodes, in training, only k randomly chosen frames of each
     sequence per frame term: the decoder dominates the cost of a step, and neighbouring
     frames carry much the same gradient, so a step covers more sequences for the same time.
@@ -122,6 +141,8 @@ class PredictObjective:
         self.curvature_weight = cfg.curvature_weight
         self.curvature_positions = cfg.curvature_positions
         self.separation_weight = cfg.separation_weight
+        self.position_weight = cfg.position_weight
+        self.rollout_position_weight = cfg.rollout_position_weight
 
     @property
     def rolls_out(self) -> bool:
@@ -146,8 +167,9 @@ class PredictObjective:
         return z[rows, picked], x[rows, picked]
 
     def __call__(self, model: LatentVideoModel, x: torch.Tensor, with_frames: bool = False,
-                 progress: float = 1.0) -> ObjectiveOutput:
-        """``progress`` (share of training done, 1 for validation) sets the rollout curriculum."""
+                 progress: float = 1.0, centres: torch.Tensor | None = None) -> ObjectiveOutput:
+        """``progress`` (share of training done, 1 for validation) sets the rollout curriculum; ``centres``
+        (B, T, D, 2), the digits' centres, feed the position term where it is on (training batches only)."""
         B, T = x.shape[:2]
         C = self.rollout_context
         out = model(x)
@@ -203,6 +225,12 @@ class PredictObjective:
         if self.separation_weight > 0:
             terms["separation"] = separation(out.z, model.keypoints)
             loss = loss + self.separation_weight * terms["separation"]
+        if self.position_weight > 0 and centres is not None:
+            terms["position"] = position_error(out.z, centres, model.keypoints)
+            loss = loss + self.position_weight * terms["position"]
+        if self.rollout_position_weight > 0 and centres is not None:
+            terms["rollout_position"] = position_error(rolled, centres[:, C:C + horizon], model.keypoints)
+            loss = loss + self.rollout_position_weight * terms["rollout_position"]
         result = ObjectiveOutput(loss, terms)
         if with_frames:
             result.pairs = {name: (torch.sigmoid(logits[name]), frames) for name, (_, frames) in pairs.items()}

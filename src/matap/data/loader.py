@@ -90,22 +90,28 @@ def to_frames(batch: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.
 
 class GeneratedVideos(Dataset):
     """Moving MNIST drawn on demand: item ``i`` is sequence ``i`` of the split, a pure
-    function of (seed, split, i), for any ``i >= 0``; ``len`` is the size of one epoch."""
+    function of (seed, split, i), for any ``i >= 0``; ``len`` is the size of one epoch.
+    ``centres=True``: a batch is (videos, centres), the digits' box centres (B, T, num_digits, 2)
+    float32 as (x, y) in [-1, 1] frame units beside the uint8 videos."""
 
     def __init__(self, digits: np.ndarray, seed: int, split: str, size: int, seq_len: int, num_digits: int,
-                 motion: str) -> None:
+                 motion: str, centres: bool = False) -> None:
         self.digits, self.seed, self.split, self.size = digits, seed, split, size
-        self.seq_len, self.num_digits, self.motion = seq_len, num_digits, motion
+        self.seq_len, self.num_digits, self.motion, self.centres = seq_len, num_digits, motion, centres
 
     def __len__(self) -> int:
         return self.size
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.__getitems__([index])[0]
+    def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        batch = self.__getitems__([index])
+        return (batch[0][0], batch[1][0]) if self.centres else batch[0]
 
-    def __getitems__(self, indices: Sequence[int]) -> torch.Tensor:
-        videos = generate(self.digits, self.seed, self.split, indices, self.seq_len, self.num_digits, self.motion)
-        return torch.from_numpy(videos)  # (B, T, H, W) uint8
+    def __getitems__(self, indices: Sequence[int]) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        drawn = generate(self.digits, self.seed, self.split, indices, self.seq_len, self.num_digits, self.motion,
+                         centres=self.centres)
+        if self.centres:
+            return torch.from_numpy(drawn[0]), torch.from_numpy(drawn[1])
+        return torch.from_numpy(drawn)  # (B, T, H, W) uint8
 
 
 class EpochShuffleSampler(Sampler[int]):

@@ -95,12 +95,14 @@ def generated_split(data: DataConfig, split: str, seq_len: int | None = None, nu
     return np.load(path, mmap_mode="r")
 
 
-def training_stream(data: DataConfig) -> GeneratedVideos:
+def training_stream(data: DataConfig, centres: bool = False) -> GeneratedVideos:
     """Training sequences drawn afresh every epoch (``data.stream``): epoch ``e`` holds sequences
     ``e * train_size ...`` of the training split, so no sequence is seen twice. Epoch 0 is the
-    cached training set of :func:`load_split`; validation stays fixed."""
+    cached training set of :func:`load_split`; validation stays fixed. ``centres``: batches carry
+    the digits' centres too (:class:`GeneratedVideos`)."""
     digits = load_digits(data.source, "train", data.idx_dir)
-    return GeneratedVideos(digits, data.seed, "train", data.train_size, data.seq_len, data.num_digits, data.motion)
+    return GeneratedVideos(digits, data.seed, "train", data.train_size, data.seq_len, data.num_digits, data.motion,
+                           centres)
 
 
 def validation_videos(data: DataConfig, seq_len: int | None = None) -> np.ndarray:

@@ -85,12 +85,12 @@ class KeypointEncoder(nn.Module):
         return self.scores(fine).float().flatten(2), coarse
 
     def prior(self, before: torch.Tensor) -> torch.Tensor:
-        """(N, K, 256) log-prior of tracking: -|p - p_before|^2 / (2 TRACK^2) for positions ``before``
+        """(N, K, side^2) log-prior of tracking: -|p - p_before|^2 / (2 TRACK^2) for positions ``before``
         (N, K, 2) in [-1, 1], so that a keypoint stays on what is near where it was."""
         return -(self.points - before.float()[:, :, None, :]).square().sum(dim=-1) / (2 * TRACK ** 2)
 
     def attend(self, x: torch.Tensor, before: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The softmax over the grid of each keypoint, (N, K, 256), and the 8x8 features, (N, 128, 8, 8);
+        """The softmax over the grid of each keypoint, (N, K, side^2), and the 8x8 features, (N, 128, 8, 8);
         ``before``: the keypoints' positions in the previous frame, (N, K, 2) in [-1, 1], for tracking."""
         scores, coarse = self.trunk(x)
         return self.read_weights(scores, before), coarse

@@ -297,7 +297,8 @@ def _fit(cfg: Config, run_dir: Path, ckpt_path: Path | None) -> dict[str, Any]:
     for name, videos in (("train", train_videos), ("val", val_videos)):
         if videos.shape[1] < 2:
             raise MatapError(f"{name} videos have {videos.shape[1]} frame(s); at least 2 are needed")
-    train_source = training_stream(cfg.data) if cfg.data.stream else train_videos
+    told = cfg.objective.position_weight > 0 or cfg.objective.rollout_position_weight > 0   # digit centres wanted
+    train_source = training_stream(cfg.data, centres=told) if cfg.data.stream else train_videos
     train_loader = make_loader(train_source, cfg.train.batch_size, True, cfg.train.seed, cfg.data.num_workers)
     val_loader = make_loader(val_videos, cfg.eval.batch_size, False, num_workers=cfg.data.num_workers)
     module = MatapModule(cfg.to_dict())
