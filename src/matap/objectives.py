@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from matap import metrics
 from matap.config import ObjectiveConfig
 from matap.models import LatentVideoModel
-from matap.modules.keypoints import COORD_SCALE
+from matap.modules.keypoints import COORD_SCALE, from_frame_units
 from matap.registry import OBJECTIVES
 
 
@@ -44,16 +44,39 @@ def separation(z: torch.Tensor, keypoints: int) -> torch.Tensor:
     return torch.exp(-apart[:, i, j] / (2 * SEPARATION ** 2)).mean()
 
 
-def position_error(z: torch.Tensor, centres: torch.Tensor, keypoints: int) -> torch.Tensor:
-    """The mean over sequences, frames and digits j of |p_{pi(j)} - c_j|^2 for latents (B, T, d) and digit
-    centres c (B, T, D, 2), both in [-1, 1] frame units, with pi the pairing of the first D keypoints and the
-    D digits that fits the sequence best (the same in every frame of it)."""
+def _told_distances(z: torch.Tensor, centres: torch.Tensor, keypoints: int) -> torch.Tensor:
+    """(P, B): for each pairing of the first D keypoints of latents (B, T, d) with the D digits (in the order
+    of :func:`pairings`), the mean over frames and digits of the squared distance from keypoint to centre;
+    ``centres`` (B, T, D, 2) in frame units (the generator's), compared in the keypoint grid's units."""
     B, T, D = centres.shape[:3]
-    where = z[..., :2 * keypoints].float().reshape(B, T, keypoints, 2)
-    where = where / COORD_SCALE
-    errors = [(where[:, :, list(pairing)] - centres.float()).pow(2).sum(-1).mean(dim=(1, 2))   # (B,)
-              for pairing in itertools.permutations(range(D))]
-    return torch.stack(errors).min(dim=0).values.mean()
+    where = z[..., :2 * keypoints].float().reshape(B, T, keypoints, 2) / COORD_SCALE
+    told = from_frame_units(centres.float())
+    return torch.stack([(where[:, :, list(pairing)] - told).pow(2).sum(-1).mean(dim=(1, 2))
+                        for pairing in pairings(D)])
+
+
+def pairings(digits: int) -> list[tuple[int, ...]]:
+    """Every way to give the digits 0 ... D-1 one keypoint each among keypoints 0 ... D-1."""
+    return list(itertools.permutations(range(digits)))
+
+
+def best_pairing(z: torch.Tensor, centres: torch.Tensor, keypoints: int) -> torch.Tensor:
+    """(B,) index into :func:`pairings` of the pairing that fits each sequence best (no gradient)."""
+    with torch.no_grad():
+        return _told_distances(z, centres, keypoints).argmin(dim=0)
+
+
+def position_error(z: torch.Tensor, centres: torch.Tensor, keypoints: int,
+                   pairing: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean over sequences, frames and digits j of |p_{pi(j)} - c_j|^2 for latents (B, T, d) and digit
+    centres c (B, T, D, 2) in frame units, the keypoints' positions p and the centres both taken in the
+    keypoint grid's units, with pi one pairing of the first D keypoints and the D digits per sequence (the
+    same in every frame of it): ``pairing`` (B,), an index into :func:`pairings`, or by default the one that
+    fits each sequence best."""
+    distances = _told_distances(z, centres, keypoints)                          # (P, B)
+    if pairing is None:
+        pairing = distances.detach().argmin(dim=0)
+    return distances.gather(0, pairing[None]).mean()
 
 
 def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -112,10 +135,11 @@ class PredictObjective:
     one place between the digits are pushed apart, towards one digit each.
 
     ``position_weight = w_p > 0`` (a diagnostic, with the generator's digit ``centres`` (B, T, D, 2) given
-    with each batch) adds w_p :func:`position_error` of the encoded keypoints: the first D keypoints are
-    told where the digits are, so that what a rollout makes of keypoints on the digits can be measured.
+    with each training batch) adds w_p :func:`position_error` of the encoded keypoints: the first D keypoints
+    are told where the digits are, so that what a rollout makes of keypoints on the digits can be measured.
     ``rollout_position_weight`` adds the same term over the rolled-out latents and the centres of the frames
-    they predict: the cell is told where the digits go.
+    they predict, with the pairing that fits the encodings: the cell is told where the digits go. Validation
+    batches carry no centres, so ``val_loss`` leaves both terms out.
 
     ``decode_frames = k > 0`` decodes, in training, only k randomly chosen frames of each
     sequence per frame term: the decoder dominates the cost of a step, and neighbouring
@@ -225,12 +249,19 @@ class PredictObjective:
         if self.separation_weight > 0:
             terms["separation"] = separation(out.z, model.keypoints)
             loss = loss + self.separation_weight * terms["separation"]
-        if self.position_weight > 0 and centres is not None:
-            terms["position"] = position_error(out.z, centres, model.keypoints)
-            loss = loss + self.position_weight * terms["position"]
-        if self.rollout_position_weight > 0 and centres is not None:
-            terms["rollout_position"] = position_error(rolled, centres[:, C:C + horizon], model.keypoints)
-            loss = loss + self.rollout_position_weight * terms["rollout_position"]
+        told = self.position_weight > 0 or self.rollout_position_weight > 0
+        if told and centres is None and model.training:
+            raise ValueError("objective.position_weight and rollout_position_weight need the digits' centres "
+                             "with every training batch (centres=...)")
+        if told and centres is not None:
+            pairing = best_pairing(out.z, centres, model.keypoints)    # the rollout keeps the encodings' pairing
+            if self.position_weight > 0:
+                terms["position"] = position_error(out.z, centres, model.keypoints, pairing)
+                loss = loss + self.position_weight * terms["position"]
+            if self.rollout_position_weight > 0:
+                terms["rollout_position"] = position_error(rolled, centres[:, C:C + horizon], model.keypoints,
+                                                           pairing)
+                loss = loss + self.rollout_position_weight * terms["rollout_position"]
         result = ObjectiveOutput(loss, terms)
         if with_frames:
             result.pairs = {name: (torch.sigmoid(logits[name]), frames) for name, (_, frames) in pairs.items()}

@@ -1,5 +1,6 @@
 """PyTorch datasets over uint8 video arrays. Batches stay uint8 (B, T, H, W) until
-the training step converts them, which keeps loading cheap."""
+the training step converts them, which keeps loading cheap; a generated stream asked for
+the digits' centres hands out (videos, centres) instead."""
 
 from __future__ import annotations
 
@@ -183,7 +184,7 @@ class ResumableLoader(DataLoader):
 def make_loader(videos: np.ndarray | Dataset, batch_size: int, shuffle: bool, seed: int = 0,
                 num_workers: int = 0) -> DataLoader:
     """Batches of uint8 (B, T, H, W) from an array of videos, or from a :class:`GeneratedVideos`
-    stream. Shuffled (the training order): within each epoch as :class:`EpochShuffleSampler` draws
+    stream (with its centres: (videos, centres)). Shuffled (the training order): within each epoch as :class:`EpochShuffleSampler` draws
     it, new items every epoch for a stream, resumable within an epoch (:class:`ResumableLoader`),
     and without drawing from torch's global random state (which dropout uses, and a resumed run
     restores), so that where a run is resumed does not change what it draws."""

@@ -35,7 +35,8 @@ from matap.modules.encoder import conv_block
 from matap.modules.recompute import run_blocks
 
 GRID = 16            # the score and paint grid, 16x16 cells over the 64x64 frame
-COORD_SCALE = 4.0    # a keypoint's latent coordinates are s (x, y): one pixel is 2 s / 63 = 0.13
+COORD_SCALE = 4.0    # a keypoint's latent coordinates are s (x, y): one pixel is s / 30 = 0.13
+PIXELS_PER_UNIT = 30.0   # the 16x16 grid's cell centres, pixels 1.5 ... 61.5, lie at -1 ... 1: pixel 31.5 + 30 x
 SIGMA = 0.2          # width of a painted bump, in the [-1, 1] frame units (1.5 grid cells, 6 pixels)
 TRACK = 0.3          # width of the tracking prior (``model.track``), in frame units (9.5 pixels)
 SPRITE = 9           # side of a sprite (``model.sprites``), in grid cells (36 pixels)
@@ -48,6 +49,12 @@ def appearance_size(latent_dim: int, keypoints: int) -> int:
                          "2 coordinates and at least 1 appearance number each (d must be a multiple of K, "
                          "with d / K >= 3)")
     return latent_dim // keypoints - 2
+
+
+def from_frame_units(where: torch.Tensor) -> torch.Tensor:
+    """Positions in frame units (pixel p at 2 p / 63 - 1, as the generator gives digit centres) in the
+    units of the 16x16 grid, which the decoder paints on (pixel 31.5 + 30 x)."""
+    return where * (31.5 / PIXELS_PER_UNIT)
 
 
 def grid_points(device: torch.device | None = None, side: int = GRID) -> torch.Tensor:
@@ -64,7 +71,8 @@ class KeypointEncoder(nn.Module):
     convolution to K score maps at 16x16 and a linear map of the 128 features at 8x8 to m
     appearance numbers. ``fine=True`` (no parameters) scores a 32x32 grid (2-pixel cells) instead,
     the same convolution applied to the 16x16 features upsampled bilinearly, so that a position
-    is a mean over finer cells."""
+    is a mean over finer cells (their centres, pixels 0.5 ... 63.5, also lie at -1 ... 1: 31 pixels
+    to a unit there against the 16x16 grid's 30)."""
 
     def __init__(self, latent_dim: int = 64, keypoints: int = 4, fine: bool = False) -> None:
         super().__init__()

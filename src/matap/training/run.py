@@ -75,6 +75,11 @@ def deferred_sigint():
                 raise KeyboardInterrupt
 
 
+def batch_size(batch: Any) -> int:
+    """Sequences in a training batch: uint8 videos (B, T, H, W), or (videos, digit centres)."""
+    return len(batch[0]) if isinstance(batch, (tuple, list)) else len(batch)
+
+
 class RunCheckpoint(Callback):
     """At the end of every epoch: append the epoch's metrics to history.csv, save
     last.ckpt, and copy it to best.ckpt when the validation loss improved. Within
@@ -132,7 +137,7 @@ class RunCheckpoint(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        size = len(batch)
+        size = batch_size(batch)
         for name, value in outputs["train"].items():
             value = value.to(torch.float32 if value.device.type == "mps" else torch.float64) * size
             self._sums[name] = self._sums[name] + value if name in self._sums else value

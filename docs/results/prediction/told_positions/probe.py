@@ -15,7 +15,8 @@ numbers of the last context frame kept:
 
 HELDOUT.npy: ``matap data --config forecast --split test data.val_size=1000 --save HELDOUT.npy
 --save-layout TN`` (the script regenerates its sequences with their centres and checks they match).
-Pixels: 31.5 per frame unit. Keypoints and digits are paired as fits each sequence best.
+Positions are compared in the keypoint grid's units (30 pixels to a unit, pixel 31.5 + 30 x), the
+generator's centres converted to them. Keypoints and digits are paired as fits each sequence's context best.
 """
 
 import itertools
@@ -29,10 +30,10 @@ from matap.config import load_config
 from matap.data import generate, to_frames
 from matap.data.digits import load_digits
 from matap.metrics import frame_scores
-from matap.modules.keypoints import COORD_SCALE
+from matap.modules.keypoints import COORD_SCALE, PIXELS_PER_UNIT, from_frame_units
 
-PIXELS = 31.5
-WALL = abs(2 * 13.5 / 63 - 1)      # a box centre's range in frame units, both axes
+PIXELS = PIXELS_PER_UNIT
+WALL = (31.5 - 13.5) / PIXELS      # a box centre's range, pixels 13.5 ... 49.5, in grid units: +-0.6
 
 torch.set_grad_enabled(False)
 run, heldout = sys.argv[1], sys.argv[2]
@@ -56,7 +57,7 @@ encoded = z[..., :2 * K].reshape(n, 20, K, 2) / COORD_SCALE
 rolled_at = rolled[..., :2 * K].reshape(n, 10, K, 2) / COORD_SCALE
 
 # the pairing of keypoints and digits that fits each sequence's context best, and the centres in that order
-told = torch.from_numpy(centres)
+told = from_frame_units(torch.from_numpy(centres))
 misfit = torch.stack([(encoded[:, :10, list(p)] - told[:, :10]).norm(dim=-1).mean((1, 2))
                       for p in itertools.permutations(range(K))])
 told = torch.where(misfit.argmin(0).view(n, 1, 1, 1) == 0, told, told[:, :, [1, 0]])
@@ -111,6 +112,7 @@ for m in (2, 3):
     per_step(f"line through the last {m} encoded positions, reflected", pixels_off(reflected_line(encoded, m),
                                                                                  slice(10, 20)))
     per_step(f"line through the last {m} told centres, reflected", pixels_off(reflected_line(told, m), slice(10, 20)))
+show("all-black frames", torch.zeros_like(target))
 show("the model's rollout", decoded(rolled))
 show("the true frames encoded (autoencoder)", decoded(z[:, 10:]))
 show("encoded positions of the true frames, last appearance", decoded(at(encoded[:, 10:])))
