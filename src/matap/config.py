@@ -141,7 +141,7 @@ class ObjectiveConfig:
     # with model.keypoints: the curvature term over the keypoints' positions only, not their appearance
     curvature_positions: bool = False
     # predict, with model.keypoints >= 2: weight of a term that pushes each frame's keypoints apart,
-    # mean over pairs of exp(-|p_i - p_j|^2 / (2 w^2)) with w = 0.3 of the half-frame (9.5 pixels)
+    # mean over pairs of exp(-|p_i - p_j|^2 / (2 w^2)) with w = 0.3 of the half-frame (9 pixels)
     separation_weight: float = option(0.0, minimum=0)
     # predict, with model.keypoints >= data.num_digits and data.stream: weight of the squared distance of the
     # first num_digits keypoints to the generator's digit centres (told, not learned: a diagnostic of what

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from matap import metrics
 from matap.config import ObjectiveConfig
 from matap.models import LatentVideoModel
-from matap.modules.keypoints import COORD_SCALE, from_frame_units
+from matap.modules.keypoints import from_frame_units, positions
 from matap.registry import OBJECTIVES
 
 
@@ -32,13 +32,13 @@ class ObjectiveOutput:
     pairs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
 
-SEPARATION = 0.3     # width of the keypoint separation term, in [-1, 1] frame units (9.5 pixels)
+SEPARATION = 0.3     # width of the keypoint separation term, in the keypoint grid's units (9 pixels)
 
 
 def separation(z: torch.Tensor, keypoints: int) -> torch.Tensor:
     """mean over frames and pairs i < j of exp(-|p_i - p_j|^2 / (2 SEPARATION^2)), the keypoint positions p of
     latents (..., d) in frame units: 1 where two keypoints coincide, near 0 where they are a digit's width apart."""
-    where = z[..., :2 * keypoints].float().reshape(-1, keypoints, 2) / COORD_SCALE
+    where = positions(z.float(), keypoints).reshape(-1, keypoints, 2)
     apart = (where[:, :, None] - where[:, None]).pow(2).sum(-1)                       # (N, K, K) squared distances
     i, j = torch.triu_indices(keypoints, keypoints, offset=1, device=z.device)
     return torch.exp(-apart[:, i, j] / (2 * SEPARATION ** 2)).mean()
@@ -48,8 +48,8 @@ def _told_distances(z: torch.Tensor, centres: torch.Tensor, keypoints: int) -> t
     """(P, B): for each pairing of the first D keypoints of latents (B, T, d) with the D digits (in the order
     of :func:`pairings`), the mean over frames and digits of the squared distance from keypoint to centre;
     ``centres`` (B, T, D, 2) in frame units (the generator's), compared in the keypoint grid's units."""
-    B, T, D = centres.shape[:3]
-    where = z[..., :2 * keypoints].float().reshape(B, T, keypoints, 2) / COORD_SCALE
+    D = centres.shape[2]
+    where = positions(z.float(), keypoints)                                          # (B, T, K, 2)
     told = from_frame_units(centres.float())
     return torch.stack([(where[:, :, list(pairing)] - told).pow(2).sum(-1).mean(dim=(1, 2))
                         for pairing in pairings(D)])

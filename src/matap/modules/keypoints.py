@@ -38,7 +38,7 @@ GRID = 16            # the score and paint grid, 16x16 cells over the 64x64 fram
 COORD_SCALE = 4.0    # a keypoint's latent coordinates are s (x, y): one pixel is s / 30 = 0.13
 PIXELS_PER_UNIT = 30.0   # the 16x16 grid's cell centres, pixels 1.5 ... 61.5, lie at -1 ... 1: pixel 31.5 + 30 x
 SIGMA = 0.2          # width of a painted bump, in the [-1, 1] frame units (1.5 grid cells, 6 pixels)
-TRACK = 0.3          # width of the tracking prior (``model.track``), in frame units (9.5 pixels)
+TRACK = 0.3          # width of the tracking prior (``model.track``), in the grid's units (9 pixels)
 SPRITE = 9           # side of a sprite (``model.sprites``), in grid cells (36 pixels)
 
 
@@ -137,8 +137,8 @@ class KeypointEncoder(nn.Module):
 
 
 def positions(z: torch.Tensor, keypoints: int) -> torch.Tensor:
-    """(N, K, 2) positions in [-1, 1] of keypoint latents (N, d)."""
-    return z[:, :2 * keypoints].reshape(-1, keypoints, 2) / COORD_SCALE
+    """(..., K, 2) positions in [-1, 1] of keypoint latents (..., d)."""
+    return z[..., :2 * keypoints].reshape(*z.shape[:-1], keypoints, 2) / COORD_SCALE
 
 
 class KeypointDecoder(nn.Module):

@@ -113,6 +113,7 @@ for m in (2, 3):
                                                                                  slice(10, 20)))
     per_step(f"line through the last {m} told centres, reflected", pixels_off(reflected_line(told, m), slice(10, 20)))
 show("all-black frames", torch.zeros_like(target))
+show("the last context frame, repeated", x[:, 9:10].expand_as(target))
 show("the model's rollout", decoded(rolled))
 show("the true frames encoded (autoencoder)", decoded(z[:, 10:]))
 show("encoded positions of the true frames, last appearance", decoded(at(encoded[:, 10:])))
