@@ -158,3 +158,105 @@ def test_the_timed_training_step_is_the_trainers(monkeypatch):
     bench_model("gru", torch.zeros(1, 20, 64, 64, dtype=torch.uint8), settings, torch.device("cpu"),
                 {"fp32": 1.0, "bf16": 1.0})
     assert calls == [(1, 20, 1, 64, 64)]
+
+
+class _Tiny(torch.nn.Module):
+    """A convolution on the input, then one linear layer called three times on the same shape."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+        self.head = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = self.conv(x).flatten(1)[:, :8]
+        return sum(self.head(y) for _ in range(3))
+
+
+def test_layer_calls_are_recorded_with_shape_dtype_gradient_and_count():
+    from matap.bench.layers import record_calls
+
+    model = _Tiny()
+    rows = record_calls(model, lambda: model(torch.zeros(5, 1, 4, 4)))
+    assert [(r["layer"], r["type"], r["shapes"], r["calls"]) for r in rows] == [
+        ("conv", "Conv2d", [[5, 1, 4, 4]], 1), ("head", "Linear", [[5, 8]], 3)]
+    assert [r["grads"] for r in rows] == [[False], [True]]  # the frames take no gradient, a layer's output does
+    assert [r["dtypes"] for r in rows] == [["float32"], ["float32"]]
+    assert all(not hooks for m in model.modules() for hooks in (m._forward_pre_hooks,))
+
+
+def test_a_layer_alone_counts_the_input_gradient_only_where_the_step_takes_one():
+    from matap.bench.layers import time_layer
+
+    layer = torch.nn.Linear(8, 4)
+    row = {"shapes": [[5, 8]], "dtypes": ["float32"], "calls": 1}
+    product = 2 * 5 * 8 * 4
+    with_grad = time_layer(layer, {**row, "grads": [True]}, torch.device("cpu"), "fp32", True, 0, 1)
+    without = time_layer(layer, {**row, "grads": [False]}, torch.device("cpu"), "fp32", True, 0, 1)
+    assert with_grad["infer_flops"] == without["infer_flops"] == product
+    assert with_grad["train_flops"] == 3 * product   # forward, weight gradient, input gradient
+    assert without["train_flops"] == 2 * product     # no gradient for the input
+    assert with_grad["train_s"] > 0 and with_grad["infer_s"] > 0
+
+
+def test_layer_bounds_add_every_call_and_divide_the_steps_flops_by_the_summed_time(monkeypatch):
+    from matap.bench import layers
+
+    times = {"conv": (0.002, 0.001), "head": (0.001, 0.0005)}
+    monkeypatch.setattr(layers, "time_layer", lambda module, row, *a: {
+        "train_s": times[row["layer"]][0], "infer_s": times[row["layer"]][1], "train_flops": 6e6, "infer_flops": 2e6})
+    rows = [{"layer": "conv", "calls": 1}, {"layer": "head", "calls": 3}]
+    out = layers.layer_bounds(_Tiny(), rows, torch.device("cpu"), "fp32", True, 0, 1, ceiling_gflops=10.0,
+                              train_flops_per_step=5e7, infer_flops_per_step=1e7)
+    assert [r["train_ms_per_step"] for r in out["layers"]] == pytest.approx([2.0, 3.0])
+    assert [r["infer_ms_per_step"] for r in out["layers"]] == pytest.approx([1.0, 1.5])
+    assert out["layers"][1]["train_mflop_per_step"] == pytest.approx(18.0)
+    assert out["layers"][0]["train_fraction_of_ceiling"] == pytest.approx(6e6 / 0.002 / 1e10)
+    assert out["layers_train_ms_per_step"] == pytest.approx(5.0)
+    assert out["layers_train_bound"] == pytest.approx(5e7 / 0.005 / 1e10)
+    assert out["layers_infer_bound"] == pytest.approx(1e7 / 0.0025 / 1e10)
+
+
+def test_quick_run_with_layers_times_every_layer_of_the_step(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.run(_args("--models", "matap", "--quick", "--layers", "--json", str(out))) == 0
+    table = capsys.readouterr().out
+    result = json.loads(out.read_text())["results"]["matap"]
+    names = {row["layer"]: row for row in result["layers"]}
+    model = matap.build_model("matap")
+    expected = {name for name, m in model.named_modules()
+                if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) or
+                (isinstance(m, torch.nn.Linear) and not name.startswith("cell.gru"))}
+    assert expected <= set(names), expected - set(names)
+    assert names["encoder.features.0.0"]["shapes"] == [[4 * 20, 1, 64, 64]]
+    assert names["encoder.features.0.0"]["grads"] == [False]
+    assert names["decoder.features.3"]["grads"] == [True]
+    assert names["cell.gate"]["calls"] == 20  # once per step of the recurrence
+    for row in result["layers"]:
+        assert row["train_ms_per_step"] > 0 and row["infer_ms_per_step"] > 0
+        assert 0 < row["train_fraction_of_ceiling"] and 0 < row["infer_fraction_of_ceiling"]
+    assert result["layers_train_ms_per_step"] == pytest.approx(sum(r["train_ms_per_step"] for r in result["layers"]))
+    ceiling = result["ceiling_gflops"] * 1e9
+    flops = result["train_flops_per_frame"] * 4 * 20
+    assert result["layers_train_bound"] == pytest.approx(flops / (result["layers_train_ms_per_step"] / 1e3) / ceiling)
+    assert "layers   matap: each convolution and matrix product alone" in table
+    assert "bound    if nothing but these layers took time" in table
+
+
+def test_without_layers_nothing_is_timed_alone(tmp_path):
+    out = tmp_path / "bench.json"
+    assert bench.run(_args("--models", "gru", "--quick", "--no-isolate", "--json", str(out))) == 0
+    assert "layers" not in json.loads(out.read_text())["results"]["gru"]
+
+
+def test_layers_slower_than_the_step_are_called_no_bound():
+    row = {"layer": "decoder.features.3", "shapes": [[640, 32, 64, 64]], "calls": 1, "train_ms_per_step": 10.0,
+           "infer_ms_per_step": 2.0, "train_fraction_of_ceiling": 0.02, "infer_fraction_of_ceiling": 0.05}
+    r = {"layers": [row], "layers_train_ms_per_step": 10.0, "layers_infer_ms_per_step": 2.0,
+         "layers_train_bound": 0.3, "layers_infer_bound": 0.4,
+         "train_fraction_of_ceiling": 0.2, "infer_fraction_of_ceiling": 0.3}
+    lines = report._layer_lines("matap", r, "bf16")
+    assert any("training step would reach 30.0% and inference 40.0%" in line for line in lines)
+    assert not any("no bound" in line for line in lines)
+    lines = report._layer_lines("matap", {**r, "layers_infer_bound": 0.25}, "bf16")
+    assert any("layers alone (infer) took longer than the whole step" in line for line in lines)

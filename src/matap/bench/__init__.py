@@ -14,11 +14,13 @@ For every model (at the paper's configuration) it times, on batches of
 and reports peak resident memory, measured fp32 and bf16 matmul ceilings,
 each throughput as a fraction of the ceiling of the precision it ran in (from
 the model's FLOPs per frame), the
-share of the training step's CPU time spent in the kernel, and (``--profile N``)
-the N operators that took the most time in the training step.
+share of the training step's CPU time spent in the kernel, (``--profile N``)
+the N operators that took the most time in the training step, and (``--layers``)
+every convolution and matrix product timed alone, with the fraction of the
+ceiling the step could reach if nothing else took time.
 
-``settings`` holds the options, ``measure`` the measurements, ``isolation`` the
-fresh process per model, ``report`` the table. Importing the package does not
+``settings`` holds the options, ``measure`` the measurements, ``layers`` the
+layers timed alone, ``isolation`` the fresh process per model, ``report`` the table. Importing the package does not
 import torch, so that ``matap --help`` stays fast.
 """
 
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 result = measure.bench_model(name, torch.from_numpy(batch).to(device), settings, device, ceilings)
             result["data_frames_per_s"] = data_fps
-            results[name] = {key: value if key == "train_profile" or value is None else float(value)
+            results[name] = {key: float(value) if isinstance(value, (int, float)) else value
                              for key, value in result.items()}
 
     machine["bench_wall_s"] = time.perf_counter() - wall_start

@@ -211,6 +211,15 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
     infer_s = median_seconds(infer, warmup, repeats, device)
     rollout_s = median_seconds(rollout, settings["rollout_warmup"], settings["rollout_repeats"], device)
     rss_end = peak_rss_mb()
+    layers = {}
+    if settings.get("layers"):  # after the memory is read: the recording forward keeps its activations
+        from matap.bench.layers import layer_bounds
+
+        del model, module, optimizer
+        frames = B * SEQ_LEN
+        eager, calls = _layer_calls(name, batch, settings, device)
+        layers = layer_bounds(eager, calls, device, precision, settings["channels_last"], warmup, repeats,
+                              ceilings_gflops[precision], train_flops * frames, infer_flops * frames)
 
     train_fps = B * SEQ_LEN / train_s
     infer_fps = B * SEQ_LEN / infer_s
@@ -231,7 +240,30 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
         "allocator_trims": trims_in_training,
         "train_kernel_cpu_share": sys_s / (user_s + sys_s) if user_s + sys_s > 0 else None,
         "train_profile": profile,
+        **layers,
     }
+
+
+def _layer_calls(name: str, batch: Any, settings: dict[str, Any], device: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """A fresh eager copy of the model of the training step, and the layer calls of one forward of its
+    training loss on ``batch`` in the run's precision (with gradients, so that each call's inputs
+    say whether the step differentiates through them)."""
+    import torch
+
+    from matap.bench.layers import record_calls
+    from matap.data import to_frames
+
+    torch.manual_seed(settings["seed"])
+    module = training_module(name, settings).to(device)
+    if not settings["channels_last"]:
+        module.model.to(memory_format=torch.contiguous_format)
+    module.train()
+
+    def forward() -> None:
+        with _autocast(device, settings["precision"]):
+            module.training_loss(to_frames(batch), progress=1.0)
+
+    return module.model, record_calls(module.model, forward)
 
 
 __all__ = ["bench_model", "ceilings", "contention", "cpu_counters", "data_frames_per_s", "forward_flops_per_frame",

@@ -71,7 +71,35 @@ def format_table(report: dict[str, Any]) -> str:
                       f"{'operator':<44}{'ms/step':>10}{'share':>8}{'calls/step':>12}"]
             lines += [f"{row['op'][:43]:<44}{row['ms_per_step']:>10,.1f}{100 * row['share']:>7.1f}%"
                       f"{row['calls_per_step']:>12,.0f}" for row in r["train_profile"]]
+    for name, r in report["results"].items():
+        if r.get("layers"):
+            lines += _layer_lines(name, r, s["precision"])
     return "\n".join(lines)
+
+
+def _layer_lines(name: str, r: dict[str, Any], precision: str) -> list[str]:
+    """The ``--layers`` table of one model and the bounds under it."""
+    lines = ["", f"layers   {name}: each convolution and matrix product alone, at the training step's shapes "
+                 f"(per step: all its calls)",
+             f"{'layer':<24}{'input':>18}{'calls':>7}{'train ms':>10}{'train ceil':>12}{'infer ms':>10}"
+             f"{'infer ceil':>12}"]
+    for row in r["layers"]:
+        shape = "x".join(str(n) for n in row["shapes"][0])
+        lines.append(f"{row['layer'][:23]:<24}{shape[:17]:>18}{row['calls']:>7,.0f}{row['train_ms_per_step']:>10,.1f}"
+                     f"{_percent(row['train_fraction_of_ceiling']):>12}{row['infer_ms_per_step']:>10,.1f}"
+                     f"{_percent(row['infer_fraction_of_ceiling']):>12}")
+    lines += [f"{'all layers':<49}{r['layers_train_ms_per_step']:>10,.1f}{'':>12}{r['layers_infer_ms_per_step']:>10,.1f}",
+              f"bound    if nothing but these layers took time, the training step would reach "
+              f"{_percent(r['layers_train_bound'])} and inference {_percent(r['layers_infer_bound'])} of the "
+              f"{precision} ceiling (measured: {_percent(r['train_fraction_of_ceiling'])} and "
+              f"{_percent(r['infer_fraction_of_ceiling'])})"]
+    slower = [kind for kind in ("train", "infer")
+              if r[f"layers_{kind}_bound"] is not None and r[f"layers_{kind}_bound"] < r[f"{kind}_fraction_of_ceiling"]]
+    if slower:
+        lines.append(f"note     the layers alone ({' and '.join(slower)}) took longer than the whole step: the step lays "
+                     "them out or fuses them differently (a compiled step picks its own memory format), so "
+                     "this is no bound")
+    return lines
 
 
 __all__ = ["RESULT_KEYS", "format_table"]

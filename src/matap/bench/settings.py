@@ -55,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also profile two training steps with torch.profiler and list the N operators "
                              "that took the most self time (default: 0, off)")
+    parser.add_argument("--layers", action="store_true",
+                        help="also time every convolution and matrix product alone at the training step's "
+                             "shapes (forward + backward, and forward only) and report the highest fraction of "
+                             "the ceiling the step could reach if nothing between them took time")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and data (default: 0)")
     parser.add_argument("--json", metavar="FILE", help="also write the results to this JSON file")
     parser.add_argument("--quick", action="store_true",
@@ -92,7 +96,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         "precision_requested": args.precision,
         "channels_last": bool(args.channels_last), "compile": compile_training, "compile_inference": args.compile == "on",
         "compile_requested": args.compile, "seed": args.seed,
-        "fold_bn": bool(args.fold_bn), "profile": args.profile, "profile_steps": PROFILE_STEPS,
+        "fold_bn": bool(args.fold_bn), "profile": args.profile, "layers": bool(args.layers), "profile_steps": PROFILE_STEPS,
         "quick": bool(args.quick), "matmul_size": base["matmul_size"],
         "rollout_context": ROLLOUT_CONTEXT, "rollout_horizon": ROLLOUT_HORIZON,
         # A rollout step decodes batch x 90 frames (4.5x a training batch): fewer repeats keep the run short.
