@@ -9,6 +9,8 @@ numbers of the last context frame kept:
 - the model's own rollout, its positions with the last appearance;
 - a straight line through the last m positions (encoded, or the told centres), reflected at the walls
   of the box-centre range (13.5 ... 49.5 pixels);
+- the bouncing path (a start and a velocity per axis, folded at those walls) that fits all ten context
+  positions best, extended: what an estimator that knows the motion model could draw from them;
 - the told centres moved by a fixed offset of 1, 2, 3 and 5 pixels (a random direction per digit).
 
     python probe.py RUN HELDOUT.npy [N]
@@ -97,6 +99,22 @@ def reflected_line(where: torch.Tensor, m: int) -> torch.Tensor:
     return -WALL + span - (folded - span).abs()
 
 
+def fitted_bounce(where: torch.Tensor) -> torch.Tensor:
+    """(n, 10, K, 2): for each digit and axis, the start and velocity whose path, folded at the walls
+    as a bouncing digit's is, fits all 10 context positions of ``where`` (n, 20 or 10, K, 2) best in
+    least squares (searched on a grid: 0.02 px per step, 0.05 px), extended 10 steps."""
+    span = 2 * WALL
+    velocity = torch.arange(-4.5, 4.5001, 0.02) / PIXELS                                   # per step
+    start = -WALL + torch.arange(0, 2 * span * PIXELS, 0.05) / PIXELS                      # one period
+    unfolded = start.view(1, -1, 1) + velocity.view(-1, 1, 1) * torch.arange(20.0).view(1, 1, 20)
+    paths = (-WALL + span - (torch.remainder(unfolded + WALL, 2 * span) - span).abs()).reshape(-1, 20)
+    context, future = paths[:, :10], paths[:, 10:]
+    tracks = where[:, :10].permute(0, 2, 3, 1).reshape(-1, 10)                             # (n K 2, 10)
+    best = torch.cat([((context.square().sum(1, keepdim=True) - 2 * context @ chunk.T)).argmin(0)
+                      for chunk in tracks.split(100)])
+    return future[best].view(n, K, 2, 10).permute(0, 3, 1, 2)
+
+
 def per_step(name: str, off: torch.Tensor) -> None:
     print(f"{name:52s} pixels off at steps 1-10: {' '.join(f'{v:.1f}' for v in off.mean(0).tolist())}")
 
@@ -112,6 +130,9 @@ for m in (2, 3):
     per_step(f"line through the last {m} encoded positions, reflected", pixels_off(reflected_line(encoded, m),
                                                                                  slice(10, 20)))
     per_step(f"line through the last {m} told centres, reflected", pixels_off(reflected_line(told, m), slice(10, 20)))
+bounce_encoded, bounce_told = fitted_bounce(encoded), fitted_bounce(told)
+per_step("bouncing path fitted to all 10 encoded positions", pixels_off(bounce_encoded, slice(10, 20)))
+per_step("bouncing path fitted to all 10 told centres", pixels_off(bounce_told, slice(10, 20)))
 show("all-black frames", torch.zeros_like(target))
 show("the last context frame, repeated", x[:, 9:10].expand_as(target))
 show("the model's rollout", decoded(rolled))
@@ -122,6 +143,8 @@ show("the rollout's positions, last appearance", decoded(at(rolled_at)))
 for m in (2, 3):
     show(f"line through the last {m} encoded positions, reflected", decoded(at(reflected_line(encoded, m))))
     show(f"line through the last {m} told centres, reflected", decoded(at(reflected_line(told, m))))
+show("bouncing path fitted to all 10 encoded positions", decoded(at(bounce_encoded)))
+show("bouncing path fitted to all 10 told centres", decoded(at(bounce_told)))
 for shift in (1, 2, 3, 5):
     angle = torch.rand(n, K) * 2 * np.pi
     offset = torch.stack([angle.cos(), angle.sin()], dim=-1) * shift / PIXELS               # (n, K, 2)
