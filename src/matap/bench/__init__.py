@@ -16,8 +16,8 @@ each throughput as a fraction of the ceiling of the precision it ran in (from
 the model's FLOPs per frame), the
 share of the training step's CPU time spent in the kernel, (``--profile N``)
 the N operators that took the most time in the training step, and (``--layers``)
-every convolution and matrix product timed alone, with the fraction of the
-ceiling the step could reach if nothing else took time.
+every convolution and linear layer timed alone, with about the fraction of
+the ceiling the step could reach if nothing else took time.
 
 ``settings`` holds the options, ``measure`` the measurements, ``layers`` the
 layers timed alone, ``isolation`` the fresh process per model, ``report`` the table. Importing the package does not

@@ -217,8 +217,8 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
 
         del model, module, optimizer
         frames = B * SEQ_LEN
-        eager, calls = _layer_calls(name, batch, settings, device)
-        layers = layer_bounds(eager, calls, device, precision, settings["channels_last"], warmup, repeats,
+        eager, train_calls, infer_calls = _layer_calls(name, batch, settings, device)
+        layers = layer_bounds(eager, train_calls, infer_calls, device, precision, warmup, repeats,
                               ceilings_gflops[precision], train_flops * frames, infer_flops * frames)
 
     train_fps = B * SEQ_LEN / train_s
@@ -244,26 +244,37 @@ def bench_model(name: str, batch: Any, settings: dict[str, Any], device: Any, ce
     }
 
 
-def _layer_calls(name: str, batch: Any, settings: dict[str, Any], device: Any) -> tuple[Any, list[dict[str, Any]]]:
-    """A fresh eager copy of the model of the training step, and the layer calls of one forward of its
-    training loss on ``batch`` in the run's precision (with gradients, so that each call's inputs
-    say whether the step differentiates through them)."""
+def _layer_calls(name: str, batch: Any, settings: dict[str, Any], device: Any
+                 ) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    """A fresh eager copy of the benchmarked model, the layer calls of one forward of its training
+    loss on ``batch`` (run's precision, gradients on, so that each call's inputs say whether the
+    step differentiates through them; every layer run as it is, none fused) and those of one
+    teacher-forced inference (``reconstruct``, eval mode, ``inference_mode``)."""
     import torch
 
     from matap.bench.layers import record_calls
     from matap.data import to_frames
+    from matap.modules.recompute import unfused
 
     torch.manual_seed(settings["seed"])
     module = training_module(name, settings).to(device)
     if not settings["channels_last"]:
         module.model.to(memory_format=torch.contiguous_format)
-    module.train()
+    frames = to_frames(batch)
 
-    def forward() -> None:
-        with _autocast(device, settings["precision"]):
-            module.training_loss(to_frames(batch), progress=1.0)
+    def train() -> None:
+        module.train()
+        with _autocast(device, settings["precision"]), unfused():
+            module.training_loss(frames, progress=1.0)
 
-    return module.model, record_calls(module.model, forward)
+    def infer() -> None:
+        from matap.evaluation import reconstruct
+
+        module.eval()
+        with torch.inference_mode(), _autocast(device, settings["precision"]):
+            reconstruct(module.model, frames)
+
+    return module.model, record_calls(module.model, train), record_calls(module.model, infer)
 
 
 __all__ = ["bench_model", "ceilings", "contention", "cpu_counters", "data_frames_per_s", "forward_flops_per_frame",

@@ -79,20 +79,23 @@ def format_table(report: dict[str, Any]) -> str:
 
 def _layer_lines(name: str, r: dict[str, Any], precision: str) -> list[str]:
     """The ``--layers`` table of one model and the bounds under it."""
-    lines = ["", f"layers   {name}: each convolution and matrix product alone, at the training step's shapes "
-                 f"(per step: all its calls)",
+    lines = ["", f"layers   {name}: each convolution and linear layer alone, at its calls in a training step "
+                 f"(forward + backward) and in an inference call (forward); ms for all its calls",
              f"{'layer':<24}{'input':>18}{'calls':>7}{'train ms':>10}{'train ceil':>12}{'infer ms':>10}"
              f"{'infer ceil':>12}"]
     for row in r["layers"]:
         shape = "x".join(str(n) for n in row["shapes"][0])
-        lines.append(f"{row['layer'][:23]:<24}{shape[:17]:>18}{row['calls']:>7,.0f}{row['train_ms_per_step']:>10,.1f}"
+        calls = f"{row['train_calls']:,.0f}" + ("" if row["infer_calls"] == row["train_calls"]
+                                               else f"/{row['infer_calls']:,.0f}")
+        lines.append(f"{row['layer'][:23]:<24}{shape[:17]:>18}{calls:>7}{row['train_ms_per_step']:>10,.1f}"
                      f"{_percent(row['train_fraction_of_ceiling']):>12}{row['infer_ms_per_step']:>10,.1f}"
                      f"{_percent(row['infer_fraction_of_ceiling']):>12}")
     lines += [f"{'all layers':<49}{r['layers_train_ms_per_step']:>10,.1f}{'':>12}{r['layers_infer_ms_per_step']:>10,.1f}",
-              f"bound    if nothing but these layers took time, the training step would reach "
+              f"bound    if nothing but these layers took time, the training step would reach about "
               f"{_percent(r['layers_train_bound'])} and inference {_percent(r['layers_infer_bound'])} of the "
               f"{precision} ceiling (measured: {_percent(r['train_fraction_of_ceiling'])} and "
-              f"{_percent(r['infer_fraction_of_ceiling'])})"]
+              f"{_percent(r['infer_fraction_of_ceiling'])}); products outside the layers (the GRU's gates, "
+              "attention's scores) are not timed"]
     slower = [kind for kind in ("train", "infer")
               if r[f"layers_{kind}_bound"] is not None and r[f"layers_{kind}_bound"] < r[f"{kind}_fraction_of_ceiling"]]
     if slower:

@@ -56,9 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also profile two training steps with torch.profiler and list the N operators "
                              "that took the most self time (default: 0, off)")
     parser.add_argument("--layers", action="store_true",
-                        help="also time every convolution and matrix product alone at the training step's "
-                             "shapes (forward + backward, and forward only) and report the highest fraction of "
-                             "the ceiling the step could reach if nothing between them took time")
+                        help="also time every convolution and linear layer alone at its calls in a training "
+                             "step (forward + backward) and in inference (forward), and report about the highest "
+                             "fraction of the ceiling each could reach if nothing between the layers took time")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and data (default: 0)")
     parser.add_argument("--json", metavar="FILE", help="also write the results to this JSON file")
     parser.add_argument("--quick", action="store_true",

@@ -21,7 +21,8 @@ bench``), so there, as anywhere else, the layers run as they are.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import contextlib
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -77,8 +78,22 @@ class _NormReLUConv(torch.autograd.Function):
         return grad_x, grad_gamma, grad_beta, None, None, None, None, grad_w, grad_b, None, None, None
 
 
+_FUSE = [True]
+
+
+@contextlib.contextmanager
+def unfused() -> Iterator[None]:
+    """Within it, :func:`run_blocks` runs every layer as it is (``matap bench --layers`` records
+    the convolutions' calls so)."""
+    _FUSE.append(False)
+    try:
+        yield
+    finally:
+        _FUSE.pop()
+
+
 def _fusable(bn: nn.Module, relu: nn.Module, conv: nn.Module, x: torch.Tensor) -> bool:
-    return (type(bn) is nn.BatchNorm2d and bn.training and bn.track_running_stats and bn.affine
+    return (_FUSE[-1] and type(bn) is nn.BatchNorm2d and bn.training and bn.track_running_stats and bn.affine
             and isinstance(relu, nn.ReLU) and isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d))
             and conv.groups == 1 and conv.dilation == (1, 1) and conv.padding_mode == "zeros"
             and isinstance(conv.padding, tuple) and getattr(conv, "output_padding", (0, 0)) == (0, 0)
@@ -111,4 +126,4 @@ def run_blocks(x: torch.Tensor, blocks: Sequence[nn.Sequential], tail: nn.Module
     return x
 
 
-__all__ = ["run_blocks"]
+__all__ = ["run_blocks", "unfused"]

@@ -10,7 +10,8 @@ numbers of the last context frame kept:
 - a straight line through the last m positions (encoded, or the told centres), reflected at the walls
   of the box-centre range (13.5 ... 49.5 pixels);
 - the bouncing path (a start and a velocity per axis, folded at those walls) that fits all ten context
-  positions best, extended: what an estimator that knows the motion model could draw from them;
+  positions best, extended (for the told centres, read half a pixel on and floored as they are): an
+  estimator that knows the motion model;
 - the told centres moved by a fixed offset of 1, 2, 3 and 5 pixels (a random direction per digit).
 
     python probe.py RUN HELDOUT.npy [N]
@@ -99,10 +100,14 @@ def reflected_line(where: torch.Tensor, m: int) -> torch.Tensor:
     return -WALL + span - (folded - span).abs()
 
 
-def fitted_bounce(where: torch.Tensor) -> torch.Tensor:
+def fitted_bounce(where: torch.Tensor, floored: bool = False) -> torch.Tensor:
     """(n, 10, K, 2): for each digit and axis, the start and velocity whose path, folded at the walls
     as a bouncing digit's is, fits all 10 context positions of ``where`` (n, 20 or 10, K, 2) best in
-    least squares (searched on a grid: 0.02 px per step, 0.05 px), extended 10 steps."""
+    least squares (searched on a grid: 0.02 px per step, 0.05 px), extended 10 steps. ``floored``:
+    the positions are whole-pixel corners floored from the true ones (the told centres), so the fit
+    reads them half a pixel on and its path is floored as they are."""
+    if floored:
+        where = where + 0.5 / PIXELS
     span = 2 * WALL
     velocity = torch.arange(-4.5, 4.5001, 0.02) / PIXELS                                   # per step
     start = -WALL + torch.arange(0, 2 * span * PIXELS, 0.05) / PIXELS                      # one period
@@ -112,7 +117,10 @@ def fitted_bounce(where: torch.Tensor) -> torch.Tensor:
     tracks = where[:, :10].permute(0, 2, 3, 1).reshape(-1, 10)                             # (n K 2, 10)
     best = torch.cat([((context.square().sum(1, keepdim=True) - 2 * context @ chunk.T)).argmin(0)
                       for chunk in tracks.split(100)])
-    return future[best].view(n, K, 2, 10).permute(0, 3, 1, 2)
+    path = future[best].view(n, K, 2, 10).permute(0, 3, 1, 2)
+    if floored:  # pixel 31.5 + 30 u, the corner 13.5 pixels before it, floored
+        path = (torch.floor(path * PIXELS + 31.5 - 13.5) + 13.5 - 31.5) / PIXELS
+    return path
 
 
 def per_step(name: str, off: torch.Tensor) -> None:
@@ -130,7 +138,7 @@ for m in (2, 3):
     per_step(f"line through the last {m} encoded positions, reflected", pixels_off(reflected_line(encoded, m),
                                                                                  slice(10, 20)))
     per_step(f"line through the last {m} told centres, reflected", pixels_off(reflected_line(told, m), slice(10, 20)))
-bounce_encoded, bounce_told = fitted_bounce(encoded), fitted_bounce(told)
+bounce_encoded, bounce_told = fitted_bounce(encoded), fitted_bounce(told, floored=True)
 per_step("bouncing path fitted to all 10 encoded positions", pixels_off(bounce_encoded, slice(10, 20)))
 per_step("bouncing path fitted to all 10 told centres", pixels_off(bounce_told, slice(10, 20)))
 show("all-black frames", torch.zeros_like(target))
