@@ -53,6 +53,17 @@ def device_sync(device: Any) -> None:
         torch.cuda.synchronize(device)
 
 
+def precision_context(device: Any, precision: str) -> Any:
+    """bf16 autocast on ``device`` for ``precision`` "bf16"; nothing for "fp32"."""
+    import contextlib
+
+    import torch
+
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def median_seconds(fn: Callable[[], Any], warmup: int, repeats: int, device: Any) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones."""
     for _ in range(warmup):
@@ -152,4 +163,4 @@ def bf16_pays(device_type: str = "cpu") -> bool:
 
 
 __all__ = ["BF16_GAIN", "bf16_cache_path", "bf16_native", "bf16_pays", "cpu_model", "describe", "device_sync",
-           "matmul_gflops", "measure_bf16_gain", "median_seconds"]
+           "matmul_gflops", "measure_bf16_gain", "median_seconds", "precision_context"]

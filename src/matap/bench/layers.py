@@ -83,8 +83,8 @@ def time_layer(module: Any, row: dict[str, Any], device: Any, precision: str, tr
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from matap.bench.measure import _autocast
     from matap.machine import median_seconds
+    from matap.machine import precision_context as _autocast
 
     inputs = _inputs(row, device, train)
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from matap.bench.settings import ROLLOUT_CONTEXT, ROLLOUT_HORIZON, SEQ_LEN, TRAIN_FLOPS_FACTOR
 from matap.machine import device_sync as _sync
 from matap.machine import matmul_gflops, median_seconds
+from matap.machine import precision_context as _autocast
 
 
 def cpu_counters() -> tuple[float, float, float] | None:
@@ -47,16 +48,6 @@ def peak_rss_mb() -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
-
-
-def _autocast(device: Any, precision: str):
-    import contextlib
-
-    import torch
-
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def ceilings(size: int, device: Any) -> dict[str, float]:
