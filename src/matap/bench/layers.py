@@ -104,7 +104,9 @@ def time_layer(module: Any, row: dict[str, Any], device: Any, precision: str, tr
         step()
     # the fastest of the timed calls: the layer's own speed, with the page faults and allocator
     # returns that make single calls of a shared machine slower left out, as a floor should
-    fastest = min(median_seconds(step, warmup if i == 0 else 0, 1, device) for i in range(repeats))
+    for _ in range(warmup):
+        step()
+    fastest = min(median_seconds(step, 0, 1, device) for _ in range(repeats))
     return {"s": fastest, "flops": counter.get_total_flops()}
 
 
