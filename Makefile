@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch; GPU users install the torch build of their choice instead.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install test quick forecast clean
+.PHONY: install lint test quick forecast clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,6 +13,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+lint: install
+	$(VENV)/bin/ruff check src tests
 
 test: install
 	$(PY) -m pytest

@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from matap.baselines import (BASELINES, evaluate_baselines, format_comparison, mean_training_frame, predict_frames,
-                             verdicts, worse_than_black)
+from matap.baselines import (
+    BASELINES,
+    evaluate_baselines,
+    format_comparison,
+    mean_training_frame,
+    predict_frames,
+    verdicts,
+    worse_than_black,
+)
 from matap.cli import main
 from matap.config import load_config
 from matap.errors import MatapError

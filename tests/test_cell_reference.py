@@ -13,7 +13,6 @@ attention at step t reads the memory before this step's write, M_{t-1}.
 import pytest
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from matap.modules.cells import MATAPCell
 

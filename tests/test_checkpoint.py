@@ -1,13 +1,12 @@
 import os
-import pickle
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from matap.errors import MatapError
 from matap.checkpoint import atomic_save, load_model, safe_load
+from matap.errors import MatapError
 
 
 class _RunsACommand:

@@ -67,12 +67,6 @@ def test_invalid_overrides_name_the_problem(override, message):
         load_config("quick", [override])
 
 
-def test_the_curvature_term_needs_three_frames():
-    load_config("smoke", ["objective.curvature_weight=1", "data.seq_len=3"])
-    with pytest.raises(MatapError, match="curvature_weight needs sequences of at least 3 frames"):
-        load_config("smoke", ["objective.curvature_weight=1", "data.seq_len=2"])
-
-
 def test_unknown_key_in_yaml_is_an_error(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  epochs: 2\n  warmup: 3\n")
@@ -215,7 +209,3 @@ def test_checkpoint_every_refuses_anything_else(value):
         load_config(None, [f"train.checkpoint_every={value}"])
 
 
-def test_a_velocity_gain_needs_the_velocity_predictor():
-    load_config("quick", ["model.velocity_gain=0.5"])                  # quick sets model.velocity=true
-    with pytest.raises(MatapError, match="set model.velocity=true"):
-        load_config("smoke", ["model.velocity_gain=0.5"])

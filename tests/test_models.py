@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import matap
+from matap.errors import MatapError
 from matap.models import available_models, count_parameters
 from matap.modules.cells import MATAPCell
 
@@ -88,9 +89,9 @@ def test_masking_hides_empty_slots():
 
 
 def test_build_model_rejects_bad_options():
-    with pytest.raises(ValueError):
+    with pytest.raises(MatapError):
         matap.build_model("lstm")
-    with pytest.raises(ValueError):
+    with pytest.raises(MatapError):
         matap.build_model("matap", memory=3)
     with pytest.raises(Exception, match="num_heads"):
         matap.build_model("matap", num_heads=5)

@@ -35,7 +35,7 @@ def _run(module, inp, fused, monkeypatch):
 def test_same_outputs_gradients_and_statistics_with_less_saved(part, monkeypatch):
     torch.manual_seed(0)
     if part == "encoder":
-        module, inp, fused_blocks = SpatialEncoder(16, dropout=0.0), torch.rand(4, 1, 64, 64), 2
+        module, inp, fused_blocks = SpatialEncoder(16, encoder_dropout=0.0), torch.rand(4, 1, 64, 64), 2
         relu_outputs = 4 * (32 * 32 * 32 + 64 * 16 * 16)  # the ReLU outputs of blocks 1 and 2, no longer kept
     else:
         module, inp, fused_blocks = SpatialDecoder(16), torch.randn(4, 16), 3

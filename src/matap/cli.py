@@ -4,7 +4,6 @@ subcommands so that ``matap --help`` stays fast."""
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -226,21 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_config_summary(cfg: Any) -> None:
-    from matap.registry import CELLS
+    from matap.models import describe
     from matap.training.module import compile_wanted
     from matap.training.run import resolve_precision
 
-    m, o, t, d = cfg.model, cfg.objective, cfg.train, cfg.data
+    o, t, d = cfg.objective, cfg.train, cfg.data
     precision = resolve_precision(t.accelerator, t.precision)
     compiled = "  compiled" + (" (auto)" if t.compile == "auto" else "") if compile_wanted(t, precision) else ""
     precision += " (auto)" if t.precision == "auto" else ""
-    accepted = inspect.signature(CELLS.get(m.name)).parameters      # the GRU baseline has no memory to size
-    shape = ", ".join([f"d={m.latent_dim}"] + [f"{label}={getattr(m, key)}" for key, label in
-                                               (("memory_size", "K"), ("num_heads", "heads")) if key in accepted]
-                      + ([f"keypoints={m.keypoints}" + (", tracked" if m.track else "") + (", sprites" if m.sprites else "")
-                          + (", 32x32 grid" if m.fine_keypoints else "")] if m.keypoints else [])
-                      + ([f"decoder={m.decoder}"] if m.decoder != "paper" else []))
-    print(f"model {m.name} ({shape})  objective {o.name}  "
+    print(f"model {describe(cfg.model)}  objective {o.name}  "
           f"data {d.source}/{d.motion} {d.train_size}{' (new every epoch)' if d.stream else ''} + {d.val_size} x {d.seq_len} frames  "
           f"epochs {t.epochs}{f' or {t.max_time:g} min' if t.max_time else ''}  batch {t.batch_size}  "
           f"lr {t.lr}  precision {precision}{compiled}")

@@ -20,7 +20,7 @@ from typing import Any, Collection, Sequence, Union, get_args, get_origin, get_t
 import yaml
 
 from matap.errors import MatapError
-from matap.registry import CELLS, OBJECTIVES
+from matap.registry import CELLS, DECODERS, ENCODERS, OBJECTIVES, PREDICTORS, TERMS, Registry
 
 PRESET_DIR = Path(__file__).parent / "configs"
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true", "bf16-true", "16-true", "32", "bf16", "16", "64")
@@ -37,9 +37,6 @@ def option(default: Any, *, choices: Collection[Any] | None = None, minimum: flo
     the error message (for a pattern, it says in words what the pattern takes)."""
     return field(default=default, metadata={"choices": choices, "minimum": minimum, "maximum": maximum,
                                             "below": below, "above": above, "pattern": pattern, "why": why})
-
-
-MAX_TOLD_DIGITS = 4   # objective.position_weight tries every pairing of keypoints and digits: 4! = 24
 
 
 @dataclass
@@ -85,31 +82,12 @@ class ModelConfig:
     init: str = option("torch", choices=("torch", "keras"))
     # what a rollout feeds back: "latent" (the paper) or "frame" (the encoding of the decoded frame)
     rollout_feedback: str = option("latent", choices=("latent", "frame"))
-    # beyond the paper: the decoder also reads the encoder's feature maps of the sequence's first frame
-    content_path: bool = False
-    # beyond the paper: the predictor gives the change of the latent, z^_{t+1} = z_t + P(h_t) (no parameters)
-    residual: bool = False
-    # beyond the paper: the predictor gives the change from the straight-line extension of the last two inputs,
-    # z^_{t+1} = 2 z_t - z_{t-1} + P(h_t) (no parameters; takes precedence over residual)
-    velocity: bool = False
-    # with velocity: the last step is scaled by this gain, z^_{t+1} = z_t + g (z_t - z_{t-1}) + P(h_t) (1: a straight
-    # line; below 1 damps the extension: an error in a latent settles at 1 / (1 - g) times itself instead of growing)
-    velocity_gain: float = option(1.0, minimum=0, maximum=1)
-    # beyond the paper: the predictor also reads the cell's last two inputs, P([h_t; z_t; z_{t-1}]) (4 d^2 parameters more)
-    predictor_skip: bool = False
-    # beyond the paper: "broadcast" renders frames from the latent tiled over a 16x16 grid beside each cell's
-    # coordinates (matap.modules.BroadcastDecoder) instead of the paper's fully connected head ("paper")
-    decoder: str = option("paper", choices=("paper", "broadcast"))
-    # beyond the paper: K > 0 makes the latent K keypoints, each (x, y) and latent_dim / K - 2 appearance numbers,
-    # with their own encoder and decoder (matap.modules.keypoints); 0 is the paper's latent
-    keypoints: int = option(0, minimum=0)
-    # with keypoints: each frame's keypoints are found near the previous frame's (a Gaussian prior on the scores)
-    track: bool = False
-    # with keypoints: the decoder draws each keypoint as a 9x9-cell sprite of features centred on it, not a round bump
-    sprites: bool = False
-    # with keypoints: the keypoints are found on a 32x32 grid (2-pixel cells) instead of 16x16; no parameters
-    fine_keypoints: bool = False
-    # The named cell's own options: the keywords with defaults of its constructor that are not keys above
+    # The registered parts the model is composed of, by name (matap.registry): the cell is model.name above.
+    encoder: str = option("paper", choices=ENCODERS)      # "paper": encoder A.1
+    # "paper": P(h_t); "velocity" (beyond the paper, no parameters): z^_{t+1} = 2 z_t - z_{t-1} + P(h_t)
+    predictor: str = option("paper", choices=PREDICTORS)
+    decoder: str = option("paper", choices=DECODERS)      # "paper": decoder A.2
+    # The named parts' own options: the keywords with defaults of their constructors that are not keys above
     # (set as model.<option>=value; written into the model section beside the keys above).
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -118,37 +96,17 @@ class ModelConfig:
 class ObjectiveConfig:
     name: str = option("predict", choices=OBJECTIVES)  # registered in matap.registry.OBJECTIVES: "paper", "predict"
     latent_weight: float = option(0.1, minimum=0)  # lambda of Eq. 6
-    # predict: stop the latent terms' gradient at their target, the encoded true frame (false: the encoder
-    # is also pulled towards latents that the cell can predict, the terms then divided by how much each
-    # sequence's latents move over time, so that latents that do not move do not win)
-    latent_detach: bool = True
     ae_weight: float = option(1.0, minimum=0)      # predict: weight of the autoencoder term
-    # predict: weight of the rollout's frame term, BCE of decoded rolled-out latents
+    # predict: weight of the rollout term, the frame terms of latents rolled out after rollout_context frames
     rollout_weight: float = option(0.0, minimum=0)
-    rollout_latent_weight: float = 0.0  # predict: weight of the rollout's latent term, distance to the encoded truth
-    # predict: weight of BCE inside the rollout's frame term; 0 with ssim_weight > 0 leaves w (1 - SSIM) alone
-    rollout_bce_weight: float = option(1.0, minimum=0)
     rollout_context: int = 10      # predict: context frames before the rollout term
     # predict: share of training over which the rollout horizon grows from 1 frame to all the frames after
     # the context (0 = the full horizon from the start)
     rollout_ramp: float = option(0.0, minimum=0, maximum=1)
-    decode_frames: int = 0         # predict: frames decoded per sequence and frame term in training (0 = all)
-    ssim_weight: float = 0.0       # predict: weight of (1 - SSIM) added to each frame term
-    # predict: weight of the curvature of the encoded trajectories, ||z_{t+1} - 2 z_t + z_{t-1}||^2 divided by
-    # how much each sequence's latents move over time (gradient kept): an encoding in which steady motion is
-    # a straight line, which a rollout can extend
-    curvature_weight: float = option(0.0, minimum=0)
-    # with model.keypoints: the curvature term over the keypoints' positions only, not their appearance
-    curvature_positions: bool = False
-    # predict, with model.keypoints >= 2: weight of a term that pushes each frame's keypoints apart,
-    # mean over pairs of exp(-|p_i - p_j|^2 / (2 w^2)) with w = 0.3 of the half-frame (9 pixels)
-    separation_weight: float = option(0.0, minimum=0)
-    # predict, with model.keypoints >= data.num_digits and data.stream: weight of the squared distance of the
-    # first num_digits keypoints to the generator's digit centres (told, not learned: a diagnostic of what
-    # keypoints on the digits would give; the pairing of keypoints and digits that fits a sequence best)
-    position_weight: float = option(0.0, minimum=0)
-    # the same, as a rollout term: the rolled-out keypoints against the centres of the frames they predict
-    rollout_position_weight: float = option(0.0, minimum=0)
+    ssim_weight: float = option(0.0, minimum=0)   # predict: weight of (1 - SSIM) added to each frame term
+    # Weights of registered objective terms (matap.registry.TERMS) that have no key above, set as
+    # objective.<term>_weight=w (written into the objective section beside the keys above).
+    weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -209,6 +167,7 @@ class Config:
     def to_dict(self) -> dict[str, dict[str, Any]]:
         out = dataclasses.asdict(self)
         out["model"].update(out["model"].pop("options"))
+        out["objective"].update(out["objective"].pop("weights"))
         return out
 
     def to_yaml(self) -> str:
@@ -216,6 +175,8 @@ class Config:
 
 
 MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "options")
+# The model's registered parts: the model config key that names each, and its registry.
+PARTS: dict[str, Registry] = {"encoder": ENCODERS, "name": CELLS, "predictor": PREDICTORS, "decoder": DECODERS}
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
 
@@ -265,7 +226,8 @@ def _convert(where: str, value: Any, hint: Any) -> Any:
 def _keys(section: str) -> dict[str, Any]:
     """The settable keys of a section and their types."""
     hints = get_type_hints(get_type_hints(Config)[section])
-    hints.pop("options", None)  # the model section's cell options are set by their own names
+    hints.pop("options", None)  # the model section's part options are set by their own names
+    hints.pop("weights", None)  # and the objective section's term weights
     return hints
 
 
@@ -294,13 +256,25 @@ def _check(where: str, value: Any, spec: dataclasses.Field) -> None:
         raise MatapError(f"{where} must be > {above}, got {value}")
 
 
-def cell_options(name: str) -> dict[str, tuple[Any, Any]]:
-    """The own options of the cell registered as ``name``: keyword -> (type hint, default), the
-    keywords with defaults of its signature that are not keys of ModelConfig."""
-    factory = CELLS.get(name)
+def own_options(factory: Any) -> dict[str, tuple[Any, Any]]:
+    """The own options of a registered part: keyword -> (type hint, default), the keywords with defaults of
+    its signature that are not keys of ModelConfig."""
     hints = get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
     return {key: (hints.get(key, Any), p.default) for key, p in inspect.signature(factory).parameters.items()
             if key not in MODEL_KEYS and p.default is not p.empty}
+
+
+def part_options(m: ModelConfig) -> dict[str, tuple[Any, Any]]:
+    """The own options of the parts that ``m`` names (cell, encoder, predictor, decoder)."""
+    return {key: spec for kind, registry in PARTS.items() for key, spec in own_options(registry.get(getattr(m, kind))).items()}
+
+
+def _is_part_option(key: str) -> bool:
+    return any(key in own_options(registry.get(name)) for registry in PARTS.values() for name in registry)
+
+
+def _is_term_weight(key: str) -> bool:
+    return key.endswith("_weight") and key[: -len("_weight")] in TERMS
 
 
 def set_value(cfg: Config, section: str, key: str, value: Any, origin: str = "override") -> None:
@@ -309,8 +283,13 @@ def set_value(cfg: Config, section: str, key: str, value: Any, origin: str = "ov
         raise MatapError(f"{origin}: unknown config section {section!r} (known: {', '.join(SECTIONS)})")
     keys = _keys(section)
     sec = getattr(cfg, section)
-    if section == "model" and key not in keys and any(key in cell_options(name) for name in CELLS):
-        sec.options[key] = value  # converted once model.name is known (validate)
+    if section == "model" and key not in keys and _is_part_option(key):
+        sec.options[key] = value  # converted once the parts are known (validate)
+        return
+    if section == "objective" and key not in keys and _is_term_weight(key):
+        sec.weights[key] = _convert(f"{section}.{key}", value, float)
+        if sec.weights[key] < 0:
+            raise MatapError(f"{origin}: {section}.{key} must be >= 0, got {value}")
         return
     if key not in keys:
         raise MatapError(f"{origin}: unknown key {section}.{key} (known in {section}: {', '.join(keys)})")
@@ -404,26 +383,28 @@ def config_from_dict(mapping: dict[str, Any], origin: str = "checkpoint") -> Con
     return cfg
 
 
-def _resolve_cell_options(m: ModelConfig) -> None:
-    """Convert the options of the named cell to their types and add the defaults of those not set;
-    an option of another cell is an error."""
-    own = cell_options(m.name)
+def _resolve_part_options(m: ModelConfig) -> None:
+    """Convert the options of the named parts to their types and add the defaults of those not set;
+    an option of a part that is not named is an error."""
+    own = part_options(m)
     for key, value in m.options.items():
         if key not in own:
-            owners = ", ".join(name for name in CELLS if key in cell_options(name))
-            raise MatapError(f"model.{key} is an option of model.name={owners}, not of {m.name}")
+            owners = ", ".join(f"model.{kind}={name}" for kind, registry in PARTS.items() for name in registry
+                               if key in own_options(registry.get(name)))
+            named = ", ".join(f"model.{kind}={getattr(m, kind)}" for kind in PARTS)
+            raise MatapError(f"model.{key} is an option of {owners}, not of the parts named ({named})")
         m.options[key] = _convert(f"model.{key}", value, own[key][0])
     m.options.update({key: default for key, (_, default) in own.items() if key not in m.options})
 
 
 def validate(cfg: Config) -> None:
     """Check every key against what it declares (:func:`option`), then what relates keys to each other;
-    raise MatapError naming the key and the fix. Completes the named cell's options with their defaults."""
+    raise MatapError naming the key and the fix. Completes the named parts' options with their defaults."""
     for section in SECTIONS:
         sec = getattr(cfg, section)
         for spec in dataclasses.fields(sec):
             _check(f"{section}.{spec.name}", getattr(sec, spec.name), spec)
-    _resolve_cell_options(cfg.model)
+    _resolve_part_options(cfg.model)
     d, m, o, t = cfg.data, cfg.model, cfg.objective, cfg.train
     if d.source == "idx" and not d.idx_dir:
         raise MatapError("data.source=idx needs data.idx_dir=FOLDER with MNIST/Fashion-MNIST IDX files")
@@ -433,46 +414,9 @@ def validate(cfg: Config) -> None:
         raise MatapError("data.source=array needs data.train_path=FILE and data.val_path=FILE (.npy or .npz)")
     if m.latent_dim % m.num_heads:
         raise MatapError(f"model.num_heads ({m.num_heads}) must divide model.latent_dim ({m.latent_dim})")
-    if m.velocity_gain != 1.0 and not m.velocity:
-        raise MatapError(f"model.velocity_gain={m.velocity_gain:g} scales the straight line of model.velocity: "
-                         "set model.velocity=true as well")
-    if m.decoder == "broadcast" and m.content_path:
-        raise MatapError("model.decoder=broadcast has no content path: drop model.content_path=true")
-    if m.track and not m.keypoints:
-        raise MatapError("model.track follows keypoints: set model.keypoints=K as well")
-    if m.fine_keypoints and not m.keypoints:
-        raise MatapError("model.fine_keypoints finds keypoints: set model.keypoints=K as well")
-    if m.sprites and not m.keypoints:
-        raise MatapError("model.sprites draws keypoints: set model.keypoints=K as well")
-    if m.keypoints:
-        if m.content_path or m.decoder != "paper":
-            raise MatapError("model.keypoints has its own encoder and decoder: it takes no model.content_path "
-                             "and no model.decoder")
-        if m.latent_dim % m.keypoints or m.latent_dim // m.keypoints < 3:
-            raise MatapError(f"model.latent_dim={m.latent_dim} does not split into model.keypoints={m.keypoints} "
-                             "keypoints of 2 coordinates and at least 1 appearance number: latent_dim must be a "
-                             "multiple of keypoints, at least 3 times it")
-    if (o.rollout_weight > 0 or o.rollout_latent_weight > 0) and not 1 <= o.rollout_context < d.seq_len:
+    if o.rollout_weight > 0 and not 1 <= o.rollout_context < d.seq_len:
         raise MatapError(
             f"objective.rollout_context must be in [1, data.seq_len) = [1, {d.seq_len}), got {o.rollout_context}"
         )
-    if o.curvature_positions and not (o.curvature_weight > 0 and cfg.model.keypoints):
-        raise MatapError("objective.curvature_positions takes the curvature term over keypoint positions: "
-                         "set objective.curvature_weight > 0 and model.keypoints=K as well")
-    if o.separation_weight > 0 and cfg.model.keypoints < 2:
-        raise MatapError("objective.separation_weight pushes keypoints apart: it needs model.keypoints=K with K >= 2 "
-                         f"(model.keypoints={cfg.model.keypoints})")
-    for name in ("position_weight", "rollout_position_weight"):
-        if getattr(o, name) > 0 and (cfg.model.keypoints < d.num_digits or not d.stream or o.name != "predict"
-                                     or d.num_digits > MAX_TOLD_DIGITS):
-            raise MatapError(f"objective.{name} pulls keypoints onto the generator's digit centres: it needs "
-                             f"objective.name=predict, model.keypoints >= data.num_digits ({d.num_digits}), at "
-                             f"most {MAX_TOLD_DIGITS} digits (each pairing of keypoints and digits is tried) and "
-                             f"data.stream=true (got {o.name}, {cfg.model.keypoints} keypoints, stream={d.stream})")
-    if o.rollout_position_weight > 0 and o.rollout_weight <= 0 and o.rollout_latent_weight <= 0:
-        raise MatapError("objective.rollout_position_weight scores the rollout: set objective.rollout_weight or "
-                         "objective.rollout_latent_weight > 0 as well")
-    if o.curvature_weight > 0 and d.seq_len < 3:
-        raise MatapError(f"objective.curvature_weight needs sequences of at least 3 frames (data.seq_len={d.seq_len})")
     if not 0 < t.limit_train_batches <= 1 and not float(t.limit_train_batches).is_integer():
         raise MatapError(f"train.limit_train_batches must be a fraction in (0, 1] or a batch count, got {t.limit_train_batches}")

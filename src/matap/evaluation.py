@@ -40,7 +40,7 @@ class Protocol:
 
 def reconstruct(model: LatentVideoModel, x: torch.Tensor) -> torch.Tensor:
     """The teacher-forced output: the decoded predictor output at every step t, frames (B, T, 1, H, W) in [0, 1]."""
-    return torch.sigmoid(model.decode(model(x).z_next, x))
+    return torch.sigmoid(model.decode(model(x).z_next))
 
 
 def _rolled_out(model: LatentVideoModel, x: torch.Tensor, context: int, horizon: int
@@ -52,7 +52,7 @@ PROTOCOLS.register("reconstruct")(Protocol(
     lambda model, x, context, horizon: (reconstruct(model, x), x),
     "the paper's: teacher-forced, the decoded predictor output at step t against frame t", future=False))
 PROTOCOLS.register("autoencode")(Protocol(
-    lambda model, x, context, horizon: (torch.sigmoid(model.decode(model.encode(x), x)), x),
+    lambda model, x, context, horizon: (torch.sigmoid(model.decode(model.encode(x))), x),
     "decode(encode(x_t)) against x_t: the spatial path alone", future=False))
 PROTOCOLS.register("predict")(Protocol(
     _rolled_out, "context frames in, horizon frames rolled out (in latent space, or through the decoded frames "
@@ -134,7 +134,7 @@ def latent_drift(model: LatentVideoModel, videos: np.ndarray, context: int = 10,
     - ``model``: ||z^_{C+k} - E(x_{C+k})||, the rolled-out latent from the encoding of the true frame;
     - ``repeat``: ||z_C - z_{C+k}||, the last context latent kept (no motion);
     - ``linear``: ||z_C + k (z_C - z_{C-1}) - z_{C+k}||, the last step of the context repeated k times
-      (undamped, whatever the model's ``velocity_gain``);
+      (a straight line);
     - ``step``: ||z_{C+k} - z_{C+k-1}||, how far the true latents move in one step;
 
     and the norms ||z^_{C+k}|| (``norm``) and ||z_{C+k}|| (``truth_norm``). Latents are not frames: two
@@ -153,7 +153,7 @@ def latent_drift(model: LatentVideoModel, videos: np.ndarray, context: int = 10,
     for start in range(0, len(videos), batch_size):
         x = to_frames(torch.from_numpy(np.array(videos[start:start + batch_size, :context + horizon])).to(device))
         z = model.encode(x).float()                                             # (B, C + H, d)
-        rolled = model.rollout_steps(z[:, :context], horizon, model.content(x[:, :context]))[0].float()  # (B, H, d)
+        rolled = model.rollout_steps(z[:, :context], horizon)[0].float()  # (B, H, d)
         truth, last = z[:, context:], z[:, context - 1:context]
         line = last + steps * (last - z[:, context - 2:context - 1])
         distances = {"model": (rolled - truth).norm(dim=-1), "repeat": (last - truth).norm(dim=-1),

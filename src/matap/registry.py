@@ -1,4 +1,5 @@
-"""Registries: every cell, objective, evaluation protocol and experiment is a name in one of them,
+"""Registries: every cell, encoder, decoder, predictor, objective, objective term, evaluation protocol
+and experiment is a name in one of them,
 given where the part is defined (a decorator beside it), and nowhere else.
 
 A registry imports the modules that define its parts the first time it is asked for a name
@@ -67,7 +68,11 @@ class Registry:
 
 
 CELLS = Registry("model", ("matap.modules",))
+ENCODERS = Registry("encoder", ("matap.modules",))
+DECODERS = Registry("decoder", ("matap.modules",))
+PREDICTORS = Registry("predictor", ("matap.modules",))
 OBJECTIVES = Registry("objective", ("matap.objectives",))
+TERMS = Registry("objective term", ("matap.objectives",))
 PROTOCOLS = Registry("protocol", ("matap.evaluation",))
 EXPERIMENTS = Registry("experiment", ("matap.experiments",))
 
@@ -80,4 +85,19 @@ def register_cell(name: str) -> Callable[[Any], Any]:
     return CELLS.register(name)
 
 
-__all__ = ["CELLS", "EXPERIMENTS", "OBJECTIVES", "PROTOCOLS", "Registry", "register_cell"]
+def register_part(registry: Registry, name: str) -> Callable[[Any], Any]:
+    """Register an encoder, decoder or predictor class under ``name`` in ``registry``; like a cell, it is
+    built with the keywords of its signature that the model config holds (its own options included)."""
+    return registry.register(name)
+
+
+def register_term(name: str) -> Callable[[Any], Any]:
+    """Register an objective term: a function of one training pass (:class:`matap.objectives.Pass`) that
+    returns a scalar tensor. The ``predict`` objective adds it, times ``objective.<name>_weight``, to
+    its loss wherever that weight is above 0 (a term's weight without a key of its own is set as
+    ``objective.<name>_weight=w`` all the same)."""
+    return TERMS.register(name)
+
+
+__all__ = ["CELLS", "DECODERS", "ENCODERS", "EXPERIMENTS", "OBJECTIVES", "PREDICTORS", "PROTOCOLS", "Registry",
+           "TERMS", "register_cell", "register_part", "register_term"]

@@ -1,6 +1,5 @@
 """PyTorch datasets over uint8 video arrays. Batches stay uint8 (B, T, H, W) until
-the training step converts them, which keeps loading cheap; a generated stream asked for
-the digits' centres hands out (videos, centres) instead."""
+the training step converts them, which keeps loading cheap."""
 
 from __future__ import annotations
 
@@ -91,27 +90,21 @@ def to_frames(batch: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.
 
 class GeneratedVideos(Dataset):
     """Moving MNIST drawn on demand: item ``i`` is sequence ``i`` of the split, a pure
-    function of (seed, split, i), for any ``i >= 0``; ``len`` is the size of one epoch.
-    ``centres=True``: a batch is (videos, centres), the digits' box centres (B, T, num_digits, 2)
-    float32 as (x, y) in [-1, 1] frame units beside the uint8 videos."""
+    function of (seed, split, i), for any ``i >= 0``; ``len`` is the size of one epoch."""
 
     def __init__(self, digits: np.ndarray, seed: int, split: str, size: int, seq_len: int, num_digits: int,
-                 motion: str, centres: bool = False) -> None:
+                 motion: str) -> None:
         self.digits, self.seed, self.split, self.size = digits, seed, split, size
-        self.seq_len, self.num_digits, self.motion, self.centres = seq_len, num_digits, motion, centres
+        self.seq_len, self.num_digits, self.motion = seq_len, num_digits, motion
 
     def __len__(self) -> int:
         return self.size
 
-    def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        batch = self.__getitems__([index])
-        return (batch[0][0], batch[1][0]) if self.centres else batch[0]
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.__getitems__([index])[0]
 
-    def __getitems__(self, indices: Sequence[int]) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        drawn = generate(self.digits, self.seed, self.split, indices, self.seq_len, self.num_digits, self.motion,
-                         centres=self.centres)
-        if self.centres:
-            return torch.from_numpy(drawn[0]), torch.from_numpy(drawn[1])
+    def __getitems__(self, indices: Sequence[int]) -> torch.Tensor:
+        drawn = generate(self.digits, self.seed, self.split, indices, self.seq_len, self.num_digits, self.motion)
         return torch.from_numpy(drawn)  # (B, T, H, W) uint8
 
 
@@ -184,7 +177,7 @@ class ResumableLoader(DataLoader):
 def make_loader(videos: np.ndarray | Dataset, batch_size: int, shuffle: bool, seed: int = 0,
                 num_workers: int = 0) -> DataLoader:
     """Batches of uint8 (B, T, H, W) from an array of videos, or from a :class:`GeneratedVideos`
-    stream (with its centres: (videos, centres)). Shuffled (the training order): within each epoch as :class:`EpochShuffleSampler` draws
+    stream. Shuffled (the training order): within each epoch as :class:`EpochShuffleSampler` draws
     it, new items every epoch for a stream, resumable within an epoch (:class:`ResumableLoader`),
     and without drawing from torch's global random state (which dropout uses, and a resumed run
     restores), so that where a run is resumed does not change what it draws."""

@@ -48,11 +48,8 @@ def generate(
     num_digits: int = 2,
     motion: str = "reference",
     frame_size: int = 64,
-    centres: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Render sequences ``indices`` of a split: (len(indices), seq_len, frame_size, frame_size) uint8.
-    ``centres=True`` also returns where each digit's box is centred in each frame, (len(indices), seq_len,
-    num_digits, 2) float32 as (x, y) in [-1, 1] frame units (pixel p at 2 p / (frame_size - 1) - 1)."""
+) -> np.ndarray:
+    """Render sequences ``indices`` of a split: (len(indices), seq_len, frame_size, frame_size) uint8."""
     if motion not in ("reference", "classic"):
         raise ValueError(f"motion must be 'reference' or 'classic', got {motion!r}")
     n_digits, h, w = digits.shape
@@ -61,13 +58,10 @@ def generate(
     canvas = np.zeros((seq_len, frame_size, frame_size), dtype=np.uint16)
     t_idx = np.arange(seq_len)[:, None, None]
     rows, cols = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
-    where = np.empty((len(indices), seq_len, num_digits, 2), dtype=np.float32)
-    box_centre = np.array([(w - 1) / 2, (h - 1) / 2])  # (x, y) of a box's centre from its top-left corner
     for i, index in enumerate(indices):
         rng = np.random.default_rng([int(seed), _SPLIT_CODE[split], int(index)])
         chosen = rng.integers(0, n_digits, size=num_digits)
         corners = _trajectory(rng, num_digits, seq_len, free, motion)
-        where[i] = 2 * (corners[..., ::-1] + box_centre) / (frame_size - 1) - 1   # (dy, dx) corners -> (x, y)
         canvas.fill(0)
         for k in range(num_digits):
             y = corners[:, k, 0][:, None, None] + rows  # (T, h, 1)
@@ -78,4 +72,4 @@ def generate(
             else:
                 canvas[t_idx, y, x] = np.maximum(canvas[t_idx, y, x], patch)
         out[i] = np.minimum(canvas, 255)
-    return (out, where) if centres else out
+    return out

@@ -14,11 +14,11 @@ import numpy as np
 
 from matap.atomic import atomic_write
 from matap.config import DataConfig
-from matap.errors import MatapError
 from matap.data.digits import digits_fingerprint, load_digits
 from matap.data.files import load_videos
 from matap.data.loader import GeneratedVideos
 from matap.data.moving_mnist import GENERATOR_VERSION, generate
+from matap.errors import MatapError
 
 
 def cache_dir(data: DataConfig) -> Path:
@@ -95,14 +95,12 @@ def generated_split(data: DataConfig, split: str, seq_len: int | None = None, nu
     return np.load(path, mmap_mode="r")
 
 
-def training_stream(data: DataConfig, centres: bool = False) -> GeneratedVideos:
+def training_stream(data: DataConfig) -> GeneratedVideos:
     """Training sequences drawn afresh every epoch (``data.stream``): epoch ``e`` holds sequences
     ``e * train_size ...`` of the training split, so no sequence is seen twice. Epoch 0 is the
-    cached training set of :func:`load_split`; validation stays fixed. ``centres``: batches carry
-    the digits' centres too (:class:`GeneratedVideos`)."""
+    cached training set of :func:`load_split`; validation stays fixed."""
     digits = load_digits(data.source, "train", data.idx_dir)
-    return GeneratedVideos(digits, data.seed, "train", data.train_size, data.seq_len, data.num_digits, data.motion,
-                           centres)
+    return GeneratedVideos(digits, data.seed, "train", data.train_size, data.seq_len, data.num_digits, data.motion)
 
 
 def validation_videos(data: DataConfig, seq_len: int | None = None) -> np.ndarray:

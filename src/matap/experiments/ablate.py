@@ -12,8 +12,17 @@ from matap.atomic import atomic_write
 from matap.errors import MatapError
 from matap.experiments import stats
 from matap.experiments.claims import Claim, judge, verdict_table
-from matap.experiments.report import (SPLIT_NAMES, baseline_rows, evaluate_run, header, model_label, rolled_out,
-                                      scored_split, table, versus_baselines)
+from matap.experiments.report import (
+    SPLIT_NAMES,
+    baseline_rows,
+    evaluate_run,
+    header,
+    model_label,
+    rolled_out,
+    scored_split,
+    table,
+    versus_baselines,
+)
 from matap.experiments.runner import Evaluations, Experiment, Spec, evaluation_fits
 from matap.experiments.runs import Run
 from matap.registry import CELLS, EXPERIMENTS, OBJECTIVES

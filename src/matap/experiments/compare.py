@@ -12,9 +12,21 @@ import numpy as np
 from matap.baselines import LABELS, RECONSTRUCTION_BASELINES
 from matap.experiments import stats
 from matap.experiments.claims import Claim, judge, verdict_table
-from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run,
-                                      header, model_label, picture_link, rolled_out, sample_pictures, scored_split,
-                                      table, versus_baselines)
+from matap.experiments.report import (
+    MODEL_LABELS,
+    SPLIT_NAMES,
+    baseline_rows,
+    curves_figure,
+    evaluate_run,
+    header,
+    model_label,
+    picture_link,
+    rolled_out,
+    sample_pictures,
+    scored_split,
+    table,
+    versus_baselines,
+)
 from matap.experiments.runner import MODELS, Evaluations, Experiment, Spec, evaluation_fits, with_overrides
 from matap.experiments.runs import Run
 from matap.registry import EXPERIMENTS, OBJECTIVES
@@ -81,7 +93,7 @@ def _pct(better: float, worse: float) -> float:
 
 def analyse(runs: dict[str, list[Run]]) -> dict[str, Any]:
     """Every table and claim of the report from the per-epoch histories."""
-    m, g = runs["matap"], runs["gru"]
+    m = runs["matap"]
     epochs = len(m[0].history)
     curves = {name: {k: [r.column(k) for r in model_runs] for k in METRICS} for name, model_runs in runs.items()}
     headline = f"val_ssim_{OBJECTIVES.get(m[0].config.objective.name).headline}"

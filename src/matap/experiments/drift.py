@@ -13,9 +13,21 @@ from matap.baselines import LABELS
 from matap.errors import MatapError
 from matap.experiments import stats
 from matap.experiments.claims import Claim, how_judged, judge, verdict_table
-from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run, header,
-                                      model_label, picture_link, rolled_out, sample_pictures, scored_split, table,
-                                      versus_baselines)
+from matap.experiments.report import (
+    MODEL_LABELS,
+    SPLIT_NAMES,
+    baseline_rows,
+    curves_figure,
+    evaluate_run,
+    header,
+    model_label,
+    picture_link,
+    rolled_out,
+    sample_pictures,
+    scored_split,
+    table,
+    versus_baselines,
+)
 from matap.experiments.runner import MODELS, Evaluations, Experiment, Spec
 from matap.experiments.runs import Run
 from matap.registry import EXPERIMENTS

@@ -28,9 +28,21 @@ from matap.baselines import evaluate_baselines, mean_training_frame
 from matap.errors import MatapError
 from matap.experiments import stats
 from matap.experiments.claims import Claim, how_judged, judge, verdict_table
-from matap.experiments.report import (MODEL_LABELS, SPLIT_NAMES, baseline_rows, curves_figure, evaluate_run, header,
-                                      model_label, picture_link, sample_pictures, scored_split, split_videos, table,
-                                      versus_baselines)
+from matap.experiments.report import (
+    MODEL_LABELS,
+    SPLIT_NAMES,
+    baseline_rows,
+    curves_figure,
+    evaluate_run,
+    header,
+    model_label,
+    picture_link,
+    sample_pictures,
+    scored_split,
+    split_videos,
+    table,
+    versus_baselines,
+)
 from matap.experiments.runner import MODELS, Evaluations, Experiment, Spec
 from matap.experiments.runs import Run, run_config
 from matap.registry import EXPERIMENTS

@@ -13,8 +13,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from matap.atomic import atomic_write
-from matap.baselines import (BASELINES, HIGHER_IS_BETTER, LABELS, VERDICT_METRICS, beats, evaluate_baselines,
-                             mean_training_frame, means, verdicts, worse_than_black)
+from matap.baselines import (
+    BASELINES,
+    HIGHER_IS_BETTER,
+    LABELS,
+    VERDICT_METRICS,
+    beats,
+    evaluate_baselines,
+    mean_training_frame,
+    means,
+    verdicts,
+    worse_than_black,
+)
 from matap.errors import MatapError
 from matap.machine import describe
 from matap.registry import EXPERIMENTS, OBJECTIVES

@@ -14,8 +14,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from matap.config import Config
-from matap.experiments.report import (base_results, check_eval_length, check_out, evaluate_run, record_baselines,
-                                      write)
+from matap.experiments.report import base_results, check_eval_length, check_out, evaluate_run, record_baselines, write
 from matap.experiments.runs import Run, compute_used, ensure_runs, run_config
 from matap.registry import EXPERIMENTS
 

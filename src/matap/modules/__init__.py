@@ -1,8 +1,10 @@
-"""Building blocks: the spatial encoder and decoder, the recurrent cells, the predictor."""
+"""Building blocks, each registered by name: the spatial encoder and decoder, the recurrent cells,
+the predictors."""
 
 from matap.modules.cells import Cell, GRUBaselineCell, MATAPCell
-from matap.modules.decoder import BroadcastDecoder, SpatialDecoder
+from matap.modules.decoder import SpatialDecoder
 from matap.modules.encoder import SpatialEncoder
-from matap.modules.predictor import LatentPredictor
+from matap.modules.predictor import LatentPredictor, VelocityPredictor
 
-__all__ = ["BroadcastDecoder", "Cell", "GRUBaselineCell", "MATAPCell", "SpatialDecoder", "SpatialEncoder", "LatentPredictor"]
+__all__ = ["Cell", "GRUBaselineCell", "LatentPredictor", "MATAPCell", "SpatialDecoder", "SpatialEncoder",
+           "VelocityPredictor"]

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from matap.modules.recompute import run_blocks
+from matap.registry import ENCODERS, register_part
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -17,27 +18,20 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
+@register_part(ENCODERS, "paper")
 class SpatialEncoder(nn.Module):
     """(N, 1, 64, 64) frames in [0, 1] -> (N, latent_dim)."""
 
-    def __init__(self, latent_dim: int = 64, dropout: float = 0.2) -> None:
+    def __init__(self, latent_dim: int = 64, encoder_dropout: float = 0.2) -> None:
         super().__init__()
         self.features = nn.Sequential(conv_block(1, 32), conv_block(32, 64), conv_block(64, 128))  # (N, 128, 8, 8)
         self.head = nn.Sequential(
             nn.Flatten(),                      # (N, 8192)
             nn.Linear(128 * 8 * 8, 256),
             nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
+            nn.Dropout(encoder_dropout),
             nn.Linear(256, latent_dim),        # (N, d)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(run_blocks(x, self.features))  # self.head(self.features(x)), less memory in training
-
-    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The feature maps after each block: (N, 32, 32, 32), (N, 64, 16, 16), (N, 128, 8, 8)."""
-        maps = []
-        for block in self.features:
-            x = block(x)
-            maps.append(x)
-        return maps

@@ -100,27 +100,21 @@ class MatapModule(L.LightningModule):
             if self.trainer.strategy.reduce_boolean_decision(late, all=False):
                 self.trainer.should_stop = True
 
-    def training_loss(self, x: torch.Tensor, progress: float, centres: torch.Tensor | None = None) -> ObjectiveOutput:
-        """The objective on frames x (B, T, 1, H, W) at training ``progress`` (``centres``: the digits'
-        centres, for ``objective.position_weight``); raises FloatingPointError when the loss is not finite.
-        ``matap bench`` times this with the optimiser step below."""
-        if centres is None:
-            out = self.objective(self.model, x, progress=progress)
-        else:
-            out = self.objective(self.model, x, progress=progress, centres=centres)
+    def training_loss(self, x: torch.Tensor, progress: float) -> ObjectiveOutput:
+        """The objective on frames x (B, T, 1, H, W) at training ``progress``; raises FloatingPointError
+        when the loss is not finite. ``matap bench`` times this with the optimiser step below."""
+        out = self.objective(self.model, x, progress=progress)
         if not torch.isfinite(out.loss):
             raise FloatingPointError(f"non-finite training loss ({out.loss.item()})")
         return out
 
-    def training_step(self, batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor], batch_idx: int
-                      ) -> dict[str, Any]:
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> dict[str, Any]:
         """The loss to optimise, and under ``"train"`` the values whose epoch means the run's history keeps
         (``RunCheckpoint`` averages them: its sums survive a checkpoint within an epoch, Lightning's do not).
-        A batch is uint8 videos, or (videos, digit centres) where ``objective.position_weight`` asks for them."""
-        batch, centres = batch if isinstance(batch, (tuple, list)) else (batch, None)
+        A batch is uint8 videos (B, T, H, W)."""
         x = to_frames(batch)
         try:
-            out = self.training_loss(x, self.progress(), centres)
+            out = self.training_loss(x, self.progress())
         except FloatingPointError as exc:
             raise FloatingPointError(f"{exc} at epoch {self.current_epoch + 1}, step {batch_idx + 1} "
                                      f"(global step {self.global_step + 1})") from None

@@ -75,11 +75,6 @@ def deferred_sigint():
                 raise KeyboardInterrupt
 
 
-def batch_size(batch: Any) -> int:
-    """Sequences in a training batch: uint8 videos (B, T, H, W), or (videos, digit centres)."""
-    return len(batch[0]) if isinstance(batch, (tuple, list)) else len(batch)
-
-
 class RunCheckpoint(Callback):
     """At the end of every epoch: append the epoch's metrics to history.csv, save
     last.ckpt, and copy it to best.ckpt when the validation loss improved. Within
@@ -137,7 +132,7 @@ class RunCheckpoint(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        size = batch_size(batch)
+        size = len(batch)
         for name, value in outputs["train"].items():
             value = value.to(torch.float32 if value.device.type == "mps" else torch.float64) * size
             self._sums[name] = self._sums[name] + value if name in self._sums else value
@@ -302,8 +297,7 @@ def _fit(cfg: Config, run_dir: Path, ckpt_path: Path | None) -> dict[str, Any]:
     for name, videos in (("train", train_videos), ("val", val_videos)):
         if videos.shape[1] < 2:
             raise MatapError(f"{name} videos have {videos.shape[1]} frame(s); at least 2 are needed")
-    told = cfg.objective.position_weight > 0 or cfg.objective.rollout_position_weight > 0   # digit centres wanted
-    train_source = training_stream(cfg.data, centres=told) if cfg.data.stream else train_videos
+    train_source = training_stream(cfg.data) if cfg.data.stream else train_videos
     train_loader = make_loader(train_source, cfg.train.batch_size, True, cfg.train.seed, cfg.data.num_workers)
     val_loader = make_loader(val_videos, cfg.eval.batch_size, False, num_workers=cfg.data.num_workers)
     module = MatapModule(cfg.to_dict())
