@@ -107,3 +107,36 @@ def test_a_bad_cap_is_a_clear_error(monkeypatch, value):
     monkeypatch.setenv("MATAP_KEEP_MB", value)
     with pytest.raises(MatapError, match="MATAP_KEEP_MB"):
         keep_freed_memory()
+
+
+UNASKED = """
+import sys, threading
+import matap
+from matap.cli import main
+from matap.config import load_config
+from matap.runtime import allocator
+from matap.training import train
+
+train(load_config("smoke"), sys.argv[1] + "/python", overwrite=True)
+python = allocator(), any(t.name == "matap-keep-cap" for t in threading.enumerate())
+assert main(["train", "--config", "smoke", "--out", sys.argv[1] + "/cli"]) == 0
+print(*python, allocator(), any(t.name == "matap-keep-cap" for t in threading.enumerate()))
+"""
+
+
+def test_nothing_changes_the_allocator_unless_asked_for(tmp_path):
+    """Importing matap, training from Python and the CLI without MATAP_ALLOCATOR leave malloc alone and
+    start no thread; the CLI opts in with MATAP_ALLOCATOR=keep."""
+    env = {k: v for k, v in os.environ.items() if k != "MATAP_ALLOCATOR"}
+    out = subprocess.run([sys.executable, "-c", UNASKED, str(tmp_path / "a")], capture_output=True, text=True,
+                         check=True, env=env).stdout.split()
+    assert out[-4:] == ["system", "False", "system", "False"]
+
+
+@linux_glibc
+def test_the_cli_keeps_freed_memory_where_the_environment_asks(tmp_path):
+    code = ("import sys; from matap.cli import main; from matap.runtime import allocator; "
+            "assert main(['train', '--config', 'smoke', '--out', sys.argv[1]]) == 0; print(allocator())")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True,
+                         check=True, env={**os.environ, "MATAP_ALLOCATOR": "keep"}).stdout.split()
+    assert out[-1] == "glibc-keep"

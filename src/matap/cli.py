@@ -494,9 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         if args.command != "bench":  # bench sets the allocator itself (--allocator)
-            from matap.runtime import keep_freed_memory
+            from matap.runtime import requested_by_environment
 
-            keep_freed_memory()
+            requested_by_environment()
         return handler(args)
     except MatapError as exc:
         if args.debug:

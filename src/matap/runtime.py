@@ -1,4 +1,10 @@
-"""Process-wide settings that make CPU training and inference faster.
+"""A process-wide malloc setting that can make CPU training faster: off unless asked for.
+
+Neither ``import matap`` nor a training or evaluation call from Python changes the
+process's allocator or starts a thread. A Python user asks for it by calling
+:func:`keep_freed_memory`; the command line applies it where the environment says
+``MATAP_ALLOCATOR=keep`` (:func:`requested_by_environment`). ``matap bench
+--allocator keep`` against ``--allocator system`` measures what it buys on a machine.
 
 PyTorch's CPU allocator asks ``malloc`` for every tensor. A training step on a
 batch of 32 x 20 frames creates activations of hundreds of MiB; glibc serves
@@ -19,7 +25,8 @@ grows past the cap again, it trims again (at most twice a second). Below the
 cap the speed of kept memory stays; a run that would pass it gets the memory
 and speed of ``malloc`` as it is. ``MATAP_KEEP_MB=0`` removes the cap.
 
-Set ``MATAP_ALLOCATOR=system`` in the environment to leave ``malloc`` as it is.
+With ``MATAP_ALLOCATOR=system`` in the environment, :func:`keep_freed_memory` leaves
+``malloc`` as it is.
 """
 
 from __future__ import annotations
@@ -99,13 +106,25 @@ def _start_watchdog(libc: ctypes.CDLL) -> None:
     _state["watchdog"] = thread
 
 
+def _choice(default: str) -> str:
+    choice = os.environ.get(ENV, default).strip().lower()
+    if choice not in ("keep", "system"):
+        raise MatapError(f"{ENV}={choice!r}: use 'keep' or 'system'")
+    return choice
+
+
+def requested_by_environment() -> bool:
+    """The command line's opt-in: :func:`keep_freed_memory` where ``MATAP_ALLOCATOR=keep``, nothing
+    otherwise (an unknown value is an error). Returns whether kept memory is in effect."""
+    return keep_freed_memory() if _choice("system") == "keep" else _state["applied"]
+
+
 def keep_freed_memory() -> bool:
     """Configure glibc's ``malloc`` (Linux only) to keep freed memory for reuse instead of returning
-    large blocks to the kernel. Returns whether it took effect: not on other platforms or C
-    libraries, nor when ``MATAP_ALLOCATOR=system``. Safe to call more than once."""
-    choice = os.environ.get(ENV, "keep").strip().lower()
-    if choice not in ("keep", "system"):
-        raise MatapError(f"{ENV}={choice!r}: use 'keep' (the default) or 'system'")
+    large blocks to the kernel, and start the thread that holds it under the cap. Returns whether it
+    took effect: not on other platforms or C libraries, nor when ``MATAP_ALLOCATOR=system``. Safe
+    to call more than once."""
+    choice = _choice("keep")
     if choice == "system" or not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return _state["applied"]
     keep_cap_mb()  # a bad cap is an error before anything changes
@@ -127,4 +146,5 @@ def keep_freed_memory() -> bool:
     return _state["applied"]
 
 
-__all__ = ["CAP_ENV", "DEFAULT_CAP_MB", "ENV", "allocator", "keep_cap_mb", "keep_freed_memory", "trims"]
+__all__ = ["CAP_ENV", "DEFAULT_CAP_MB", "ENV", "allocator", "keep_cap_mb", "keep_freed_memory", "requested_by_environment",
+           "trims"]

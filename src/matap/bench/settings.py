@@ -46,9 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "only, where train.compile=auto compiles it (bf16 on a CPU, a batch of 16 or more, "
                              "a C++ compiler); on (or --compile alone): training, inference and rollout; "
                              "off: nothing (default: auto)")
-    parser.add_argument("--allocator", default="keep", choices=("keep", "system"),
-                        help="keep: glibc keeps freed memory for the next step, as the other matap commands "
-                             "set it (matap.runtime); system: malloc as it is (default: keep)")
+    parser.add_argument("--allocator", default="system", choices=("keep", "system"),
+                        help="system: malloc as it is, as every matap command and Python call leaves it; keep: "
+                             "glibc keeps freed memory for the next step, as the other commands do where "
+                             "MATAP_ALLOCATOR=keep (matap.runtime) (default: system)")
     parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
                         help="measure each model in a fresh Python process, so that its peak RSS and allocator "
                              "state are its own (default: on)")

@@ -43,7 +43,6 @@ from matap.data import load_split, make_loader, training_stream
 from matap.errors import MatapError
 from matap.lock import RunLock
 from matap.machine import bf16_pays
-from matap.runtime import keep_freed_memory
 from matap.training.checkpoint import AtomicCheckpointIO
 from matap.training.module import MatapModule
 
@@ -290,7 +289,6 @@ def _trainer(cfg: Config, run_dir: Path, callback: RunCheckpoint, batches: int) 
 
 
 def _fit(cfg: Config, run_dir: Path, ckpt_path: Path | None) -> dict[str, Any]:
-    keep_freed_memory()  # large activations reused, not page-faulted in afresh every step (matap.runtime)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     train_videos = load_split(cfg.data, "train")
     val_videos = load_split(cfg.data, "val")
