@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from matap.cli import main
+from matap.errors import MatapError
 
 MATAP = [sys.executable, "-m", "matap.cli"]
 
@@ -151,8 +152,19 @@ def test_data_command_generates_and_draws(tmp_path, capsys):
 def test_existing_run_is_not_overwritten(smoke_run, capsys):
     before = (smoke_run / "checkpoints" / "last.ckpt").read_bytes()
     assert main(["train", "--config", "smoke", "--out", str(smoke_run)]) == 2
-    assert "already holds a run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and f"matap train --resume {smoke_run}" in err and "--overwrite" in err
     assert (smoke_run / "checkpoints" / "last.ckpt").read_bytes() == before
+
+
+def test_the_library_names_no_cli_flag_for_an_existing_run(smoke_run):
+    from matap.config import load_config
+    from matap.training import train
+
+    with pytest.raises(MatapError, match="already holds a run") as caught:
+        train(load_config("smoke"), smoke_run)
+    message = str(caught.value).replace(str(smoke_run), "RUN")
+    assert "--" not in message and "overwrite=True" in message
 
 
 @pytest.mark.parametrize(
@@ -168,7 +180,7 @@ def test_existing_run_is_not_overwritten(smoke_run, capsys):
         (["evaluate", "{tmp}/none"], "no such run folder or checkpoint"),
         (["evaluate", "{run}", "--data", "{tmp}/missing.npy"], "no such file"),
         (["evaluate", "{run}", "--context", "0"], "must be >= 1"),
-        (["predict", "{run}", "--out", "{tmp}/x.png"], ".gif"),
+        (["predict", "{run}", "--out", "{tmp}/x.jpg"], "give a .gif, .mp4 or .png"),
         (["evaluate", "{run}", "--protocol", "dream"], "invalid choice"),
         (["data", "--file", "{tmp}/missing.npy"], "no such file"),
     ],

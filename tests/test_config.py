@@ -50,7 +50,7 @@ def test_resolved_config_round_trips_through_yaml():
         ("train.deterministic=maybe", "true or false"),
         ("objective.name=magic", "objective.name must be one of"),
         ("model.name=lstm", "model.name must be one of"),
-        ("data.image_size=32", "must be 64"),
+        ("data.image_size=32", "unknown key data.image_size"),
         ("train.lr=nan", "finite"),
         ("train.precision=fp8", "train.precision must be one of"),
         ("epochs", "section.key=value"),

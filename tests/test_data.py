@@ -167,7 +167,8 @@ def test_auto_refuses_content_that_cannot_tell_time(tmp_path, clips, content, wh
     np.save(tmp_path / "v.npy", arrays[content])
     with pytest.raises(MatapError, match=why) as error:
         load_videos(tmp_path / "v.npy")
-    assert "--layout NT" in str(error.value) and "--layout TN" in str(error.value)
+    assert "layout='NT'" in str(error.value) and "layout='TN'" in str(error.value)
+    assert "--layout" not in str(error.value)  # the library names the parameter, the CLI its flag
     np.testing.assert_array_equal(load_videos(tmp_path / "v.npy", "NT"), arrays[content])
     np.testing.assert_array_equal(load_videos(tmp_path / "v.npy", "TN"), arrays[content].transpose(1, 0, 2, 3))
 

@@ -212,7 +212,7 @@ def test_a_runs_folder_of_another_config_is_refused(experiments, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["ablate", "--out", "x", "--variants", "k7"], "unknown k7"),
     (["compare", "--out", "x", "--seeds", "1", "1"], "each seed once"),
-    (["drift", "--out", "x", "--horizon", "1"], "--horizon"),
+    (["drift", "--out", "x", "--horizon", "1"], "horizon (1) >= 2"),
 ])
 def test_bad_experiment_arguments(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)

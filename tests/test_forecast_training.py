@@ -78,19 +78,19 @@ def test_stream_needs_generated_data():
 
 @pytest.mark.parametrize("progress, expected", [(0.0, 1), (0.1, 3), (0.25, 6), (0.49, 10), (0.5, 10), (1.0, 10)])
 def test_rollout_curriculum_grows_the_horizon(progress, expected):
-    objective = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=10, rollout_ramp=0.5))
+    objective = PredictObjective(ObjectiveConfig(weights={"rollout_weight": 1.0}, rollout_context=10, rollout_ramp=0.5))
     assert objective.rollout_horizon(20, progress) == expected
 
 
 def test_without_a_ramp_the_full_horizon_is_trained_from_the_start():
-    objective = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=4, rollout_ramp=0.0))
+    objective = PredictObjective(ObjectiveConfig(weights={"rollout_weight": 1.0}, rollout_context=4, rollout_ramp=0.0))
     assert objective.rollout_horizon(8, 0.0) == 4
 
 
 def test_rollout_term_scores_the_curriculum_horizon_against_the_right_frames():
     torch.manual_seed(0)
     model = build_model("matap", encoder_dropout=0.0, predictor_dropout=0.0, attn_dropout=0.0).eval()
-    objective = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=3, rollout_ramp=0.5))
+    objective = PredictObjective(ObjectiveConfig(weights={"rollout_weight": 1.0}, rollout_context=3, rollout_ramp=0.5))
     x = torch.rand(2, 8, 1, 64, 64)
     out = objective(model, x, with_frames=True, progress=0.2)  # horizon 1 + int(0.4 * 5) = 3
     pred, target = out.pairs["rollout"]
@@ -182,7 +182,7 @@ def test_velocity_predictor_with_no_correction_rolls_out_a_straight_line():
 
 def test_frame_feedback_rollout_term_scores_the_frames_the_rollout_decoded():
     model = _frame_feedback_model()
-    objective = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=3))
+    objective = PredictObjective(ObjectiveConfig(weights={"rollout_weight": 1.0}, rollout_context=3))
     x = torch.rand(2, 6, 1, 64, 64)
     out = objective(model, x, with_frames=True)
     pred, target = out.pairs["rollout"]
@@ -212,8 +212,8 @@ def test_ssim_weight_adds_one_minus_ssim_to_each_frame_term():
     torch.manual_seed(0)
     model = build_model("matap").eval()
     x = torch.rand(2, 6, 1, 64, 64).pow(4)
-    plain = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=3))
-    weighted = PredictObjective(ObjectiveConfig(rollout_weight=1.0, rollout_context=3, ssim_weight=2.0))
+    plain = PredictObjective(ObjectiveConfig(weights={"rollout_weight": 1.0}, rollout_context=3))
+    weighted = PredictObjective(ObjectiveConfig(weights={"rollout_weight": 1.0}, rollout_context=3, ssim_weight=2.0))
     with torch.no_grad():
         a, b = plain(model, x, with_frames=True), weighted(model, x, with_frames=True)
     from matap import metrics

@@ -10,7 +10,7 @@ from torch import nn
 
 from matap.cli import main
 from matap.errors import MatapError
-from matap.evaluation import format_latent_drift, latent_drift
+from matap.evaluation import format_latent_drift, latent_drift, score
 
 
 class Counter(nn.Module):
@@ -55,6 +55,22 @@ def test_a_context_of_one_frame_or_too_short_videos_are_refused():
         latent_drift(Counter(), accelerating_videos([0], 6), context=1, horizon=2)
     with pytest.raises(MatapError, match="6 frames"):
         latent_drift(Counter(), accelerating_videos([0], 6), context=4, horizon=3)
+
+
+def test_the_library_names_its_parameters_not_the_command_line_flags():
+    videos = accelerating_videos([0], 6)
+    calls = [lambda: latent_drift(Counter(), videos, context=1, horizon=2),
+             lambda: latent_drift(Counter(), videos, context=4, horizon=3),
+             lambda: score(videos, lambda x: (x, x), "predict", context=4, horizon=3),
+             lambda: score(videos, lambda x: (x, x), "magic")]
+    messages = []
+    for call in calls:
+        with pytest.raises(MatapError) as error:
+            call()
+        messages.append(str(error.value))
+    assert "context (4) + horizon (3) = 7" in messages[1] and "context (4) + horizon (3) = 7" in messages[2]
+    assert messages[3].startswith("protocol must be one of")
+    assert not any("--" in message for message in messages), messages
 
 
 def test_evaluate_latent_writes_the_drift_beside_the_frame_scores(smoke_run, tmp_path, capsys):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import matap
+from matap.errors import MatapError
 from matap.inspection import recording
 from matap.models import count_parameters
 from matap.modules.memories import LearnedWriteCell, MultiScaleCell, WriteState, level_sizes
@@ -31,7 +32,7 @@ def test_cell_options_reach_the_new_cells():
     assert (cell.sizes, cell.strides) == ([6, 6], [1, 3])
     assert matap.build_model("matap-write", staleness=2.5).cell.staleness.item() == 2.5
     assert level_sizes(10, 3) == [4, 3, 3] and level_sizes(9, 3) == [3, 3, 3]
-    with pytest.raises(ValueError, match="scales"):
+    with pytest.raises(MatapError, match="scales"):
         MultiScaleCell(memory_size=2, scales=3)
 
 

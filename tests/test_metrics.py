@@ -5,6 +5,7 @@ from pytorch_msssim import ssim as msssim_ssim
 from skimage.metrics import structural_similarity
 
 from matap import metrics
+from matap.errors import MatapError
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_bce_matches_logits_version():
 
 
 def test_shape_mismatch_is_an_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(MatapError, match="shapes differ"):
         metrics.ssim(torch.rand(2, 64, 64), torch.rand(3, 64, 64))
 
 

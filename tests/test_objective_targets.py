@@ -56,7 +56,7 @@ def test_paper_scores_the_prediction_of_frame_t_plus_1_against_frame_t():
 def test_predict_scores_each_output_against_the_frame_it_stands_for():
     x, model = grey_sequence(), PerfectModel()
     model.future = model.encode(x)
-    cfg = ObjectiveConfig(name="predict", rollout_weight=1.0, rollout_context=C)
+    cfg = ObjectiveConfig(name="predict", weights={"rollout_weight": 1.0}, rollout_context=C)
     out = PredictObjective(cfg)(model, x, with_frames=True)
     assert set(out.pairs) == {"next", "recon", "rollout"}
     for name, (predicted, target) in out.pairs.items():
@@ -77,7 +77,7 @@ def test_the_ssim_weight_adds_the_dissimilarity_to_each_frame_term():
     bce = torch.nn.functional.binary_cross_entropy(rolled, target)
     dissimilarity = 1 - metrics.ssim(rolled, target).mean()
     assert bce > 0.1 and dissimilarity > 0.001                             # both parts are there to be weighed
-    terms = {w: PredictObjective(ObjectiveConfig(name="predict", rollout_weight=1.0, rollout_context=C,
+    terms = {w: PredictObjective(ObjectiveConfig(name="predict", weights={"rollout_weight": 1.0}, rollout_context=C,
                                                  ssim_weight=w))(model, x).terms for w in (0.0, 2.0)}
     torch.testing.assert_close(terms[0.0]["rollout"], bce)
     torch.testing.assert_close(terms[2.0]["rollout"], bce + 2.0 * dissimilarity)
@@ -87,7 +87,7 @@ def test_the_ssim_weight_adds_the_dissimilarity_to_each_frame_term():
 def test_the_loss_is_the_weighted_sum_of_the_terms():
     x, model = grey_sequence(), PerfectModel()
     model.future = model.encode(x) + 0.3
-    cfg = ObjectiveConfig(name="predict", ae_weight=0.5, latent_weight=0.2, rollout_weight=3.0, rollout_context=C)
+    cfg = ObjectiveConfig(name="predict", ae_weight=0.5, latent_weight=0.2, weights={"rollout_weight": 3.0}, rollout_context=C)
     out = PredictObjective(cfg)(model, x)
     t = out.terms
     torch.testing.assert_close(out.loss, t["next"] + 0.5 * t["ae"] + 0.2 * t["latent"] + 3.0 * t["rollout"])

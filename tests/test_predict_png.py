@@ -12,6 +12,7 @@ from PIL import Image
 
 from matap import viz
 from matap.cli import main
+from matap.errors import MatapError
 
 N_VIDEOS, LENGTH = 3, 9          # the --data file: 3 videos of 9 frames
 NUM, CONTEXT, HORIZON = 2, 3, 4  # shown: the first 2 videos, frames 1-3 as context, 4-7 predicted
@@ -158,7 +159,7 @@ def test_ssim_curves_and_picture_without_a_model():
     pixels = np.asarray(image)
     np.testing.assert_array_equal(_cell(pixels, layout, 1, 0, 2), context[1, 1])
     np.testing.assert_array_equal(_cell(pixels, layout, 1, 2, 5), truth[1, 2])
-    with pytest.raises(ValueError, match="differ"):
+    with pytest.raises(MatapError, match="differ"):
         viz.render_prediction_strip(context, truth, truth[:, :2])
 
 

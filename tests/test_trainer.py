@@ -10,7 +10,7 @@ from matap.training.run import RunCheckpoint, _trainer
 
 
 def test_log_interval_is_capped_at_the_batches_of_an_epoch(tmp_path):
-    cfg = load_config("smoke", ["train.log_every_n_steps=10"])
+    cfg = load_config("smoke")                                  # TensorBoard points every 10 steps
     assert _trainer(cfg, tmp_path, RunCheckpoint(tmp_path), batches=3).log_every_n_steps == 3
     assert _trainer(cfg, tmp_path, RunCheckpoint(tmp_path), batches=50).log_every_n_steps == 10
 

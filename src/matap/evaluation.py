@@ -95,14 +95,15 @@ def score(videos: np.ndarray, predict: Callable[[torch.Tensor], tuple[torch.Tens
     (B, T', 1, H, W); every metric of FRAME_METRICS per timestep, averaged over sequences.
     Returns the layout of :func:`evaluate`."""
     if protocol not in PROTOCOLS:
-        raise MatapError(f"--protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
+        raise MatapError(f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
     future = PROTOCOLS.get(protocol).future
     if future:
         if context < 1 or horizon < 1:
             raise MatapError(f"context ({context}) and horizon ({horizon}) must be >= 1")
         if videos.shape[1] < context + horizon:
-            raise MatapError(f"the videos have {videos.shape[1]} frames but --context {context} + --horizon "
-                             f"{horizon} = {context + horizon} are needed")
+            raise MatapError(f"the videos have {videos.shape[1]} frames but context ({context}) + horizon "
+                             f"({horizon}) = {context + horizon} are needed; lower context or horizon, or "
+                             "give longer videos")
     sums: dict[str, torch.Tensor] = {}
     count = 0
     for start in range(0, len(videos), batch_size):
@@ -142,10 +143,12 @@ def latent_drift(model: LatentVideoModel, videos: np.ndarray, context: int = 10,
     not how its frames score. Returns ``{"context", "horizon", "num_sequences", "latent": {name:
     {"mean", "per_timestep"}}}``."""
     if context < 2 or horizon < 1:
-        raise MatapError(f"the latent drift needs --context >= 2 and --horizon >= 1; got {context} and {horizon}")
+        raise MatapError(f"the latent drift needs context >= 2 and horizon >= 1; got context={context}, "
+                         f"horizon={horizon}")
     if videos.shape[1] < context + horizon:
-        raise MatapError(f"the videos have {videos.shape[1]} frames but --context {context} + --horizon "
-                         f"{horizon} = {context + horizon} are needed")
+        raise MatapError(f"the videos have {videos.shape[1]} frames but context ({context}) + horizon "
+                         f"({horizon}) = {context + horizon} are needed; lower context or horizon, or "
+                         "give longer videos")
     model = fold_batchnorm(model.to(device))
     sums: dict[str, torch.Tensor] = {}
     count = 0
@@ -191,7 +194,7 @@ METRIC_LABELS = {
     "mae_px": "MAE (per pixel)",
     "ssim": "SSIM (tf.image.ssim)",
     "ssim_empty": "  of it, from empty windows",
-    "ssim_digits": "  of it, from windows with a digit",
+    "ssim_digits": "  of it, from windows not empty (digits)",
     "psnr": "PSNR (dB)",
 }
 

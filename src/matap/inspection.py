@@ -326,24 +326,26 @@ def attention_gif(videos: np.ndarray, predicted: np.ndarray, passes: dict[str, d
 def inspect(run: str | Path, out: str | Path, data: str | None = None, num: int = 4, context: int | None = None,
             horizon: int | None = None, checkpoint: str = "best", gif: bool = False, layout: str = "auto"
             ) -> dict[str, Any]:
-    """Trace ``num`` sequences of ``data`` (a video file; default: the run's validation set) through the
+    """Trace ``num`` sequences of ``data`` (an array file, or videos cut into clips of context + horizon frames:
+    :func:`matap.data.user_videos`; default: the run's validation set) through the
     model of ``run`` (a run folder or checkpoint), teacher-forced and rolled out from ``context`` frames
     for ``horizon`` (defaults: the run's eval.context and eval.horizon), and write into ``out``:
     inspect.json (every array), attention.png, gate.png, ages.png, write.png (a learned write) and with
     ``gif`` attention.gif. ``layout``: which axis of ``data`` is time (NT, TN or auto, read from the
     content). Returns what inspect.json holds, without the arrays."""
     from matap.checkpoint import load_model
-    from matap.data import load_videos, to_frames, validation_videos
+    from matap.data import to_frames, user_videos, validation_videos
 
     model, cfg, path = load_model(run, checkpoint)
     context = cfg.eval.context if context is None else context
     horizon = cfg.eval.horizon if horizon is None else horizon
     if num < 1 or context < 1 or horizon < 2:
-        raise MatapError(f"need --num >= 1, --context >= 1 and --horizon >= 2; got {num}, {context}, {horizon}")
-    videos = load_videos(data, layout) if data else validation_videos(cfg.data, context + horizon)
+        raise MatapError(f"need num >= 1, context >= 1 and horizon >= 2; got num={num}, context={context}, "
+                         f"horizon={horizon}")
+    videos = user_videos(data, cfg.data, context + horizon, layout) if data else validation_videos(cfg.data, context + horizon)
     if videos.shape[1] < context + horizon:
-        raise MatapError(f"the videos have {videos.shape[1]} frames, fewer than --context {context} + --horizon "
-                         f"{horizon}")
+        raise MatapError(f"the videos have {videos.shape[1]} frames, fewer than context ({context}) + horizon "
+                         f"({horizon}) = {context + horizon}; lower context or horizon, or give longer videos")
     videos = np.array(videos[:num, :context + horizon])  # a copy: the cache is read-only
     passes, predicted = trace(model, to_frames(torch.from_numpy(videos)), context, horizon)
     out = Path(out)

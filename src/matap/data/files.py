@@ -46,7 +46,8 @@ def _open_array(path: Path, key: str | None) -> np.ndarray:
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise MatapError(f"{path}: cannot read as a NumPy array ({str(exc).splitlines()[0]}); "
                          "the file may be truncated or not a .npy/.npz") from None
-    raise MatapError(f"{path}: unsupported file type {path.suffix!r}; give a .npy or .npz file")
+    raise MatapError(f"{path}: unsupported file type {path.suffix!r}; give a .npy or .npz file, or a video "
+                     "(.mp4, .avi, .mov, .mkv, .webm, .gif) or a folder of videos or of frames")
 
 
 SAMPLE = 16        # neighbouring pairs compared along each axis, spread over it
@@ -74,12 +75,12 @@ def neighbour_difference(arr: np.ndarray, axis: int, name: str = "videos") -> fl
     return float(np.abs(second - first).mean())
 
 
-def detect_layout(arr: np.ndarray, name: str = "videos", option: str = "--layout {}") -> str:
+def detect_layout(arr: np.ndarray, name: str = "videos", option: str = "layout={!r}") -> str:
     """``"NT"`` (videos, then frames) or ``"TN"`` (frames first) for an (A, B, 64, 64) array, from its content:
     consecutive frames of a video are more alike than frames of different videos, so time is the axis along
     which neighbours differ less, by a factor of at least CLEAR_RATIO. An axis of length 1 holds the videos
     (a one-frame video cannot be scored or continued). Raises MatapError, naming ``option`` (a format string
-    for the value: ``"--layout {}"``, ``"data.layout={}"``), when the content
+    for the value: ``"layout={!r}"``, ``"data.layout={}"``, ``"--layout {}"``), when the content
     cannot tell: neighbours differ about as much along both axes (e.g. noise), or not at all along one (static
     videos, or copies of one video)."""
     A, B = arr.shape[:2]
@@ -98,7 +99,7 @@ def detect_layout(arr: np.ndarray, name: str = "videos", option: str = "--layout
 
 
 def load_videos(spec: str | Path, layout: str = "auto", max_videos: int | None = None,
-                option: str = "--layout {}") -> np.ndarray:
+                option: str = "layout={!r}") -> np.ndarray:
     """Load and check a file of videos; return uint8 (N, T, 64, 64).
 
     ``spec`` is a path, optionally ``file.npz:key``. ``layout`` says which of the first two axes is time:

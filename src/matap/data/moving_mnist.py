@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from matap.errors import MatapError
+
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 GENERATOR_VERSION = 1  # bump when the output of generate() changes for the same arguments
 
@@ -51,7 +53,7 @@ def generate(
 ) -> np.ndarray:
     """Render sequences ``indices`` of a split: (len(indices), seq_len, frame_size, frame_size) uint8."""
     if motion not in ("reference", "classic"):
-        raise ValueError(f"motion must be 'reference' or 'classic', got {motion!r}")
+        raise MatapError(f"motion must be 'reference' or 'classic', got {motion!r}")
     n_digits, h, w = digits.shape
     free = frame_size - max(h, w)
     out = np.zeros((len(indices), seq_len, frame_size, frame_size), dtype=np.uint8)

@@ -58,7 +58,7 @@ def _prepare(spec: Spec) -> Spec:
     known = all_variants()
     unknown = [v for v in spec.options.get("variants") or () if v not in known]
     if unknown:
-        raise MatapError(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(known)})")
+        raise MatapError(f"variants: unknown {', '.join(unknown)} (known: {', '.join(known)})")
     return spec
 
 

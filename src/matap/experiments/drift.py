@@ -45,7 +45,7 @@ def add_arguments(p: Any) -> None:
 def _prepare(spec: Spec) -> Spec:
     context, horizon = spec.options["context"], spec.options["horizon"]
     if context < 1 or horizon < 2:
-        raise MatapError(f"--context ({context}) must be >= 1 and --horizon ({horizon}) >= 2")
+        raise MatapError(f"drift: context ({context}) must be >= 1 and horizon ({horizon}) >= 2")
     return spec
 
 

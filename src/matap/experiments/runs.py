@@ -106,7 +106,7 @@ def run_config(preset: str, overrides: list[str], variant_overrides: list[str], 
 
 
 # Keys that do not change what a run learns: a run that differs only in these is the same run.
-NOT_LEARNED = {"data": ("cache_dir", "num_workers"), "train": ("progress_bar", "log_every_n_steps", "epochs"),
+NOT_LEARNED = {"data": ("cache_dir", "num_workers"), "train": ("progress_bar", "epochs"),
                "eval": ("context", "horizon", "batch_size")}
 
 
@@ -125,15 +125,15 @@ def _state(run_dir: Path, cfg: Config) -> str:
     # Keys added to the config since the run was written read as their defaults, as checkpoints do.
     filled = {section: {**values, **(existing.get(section) or {})} for section, values in Config().to_dict().items()}
     if _learned(filled) != _learned(cfg.to_dict()) or set(existing) - set(filled):
-        raise MatapError(f"{run_dir} holds a run with another config; give another --runs folder "
+        raise MatapError(f"{run_dir} holds a run with another config; give another runs folder "
                          f"or delete {run_dir}")
     if existing_epochs is not None and existing_epochs > cfg.train.epochs:
         raise MatapError(f"{run_dir} holds a run of {existing_epochs} epochs, more than the "
-                         f"{cfg.train.epochs} asked for; give another --runs folder")
+                         f"{cfg.train.epochs} asked for; give another runs folder")
     if existing_epochs != cfg.train.epochs and cfg.train.schedule != "none":
         # The schedule's length is fixed when a run starts; extending it would not match the config.
         raise MatapError(f"{run_dir} was trained for {existing_epochs} epochs with train.schedule="
-                         f"{cfg.train.schedule}; a {cfg.train.epochs}-epoch run needs another --runs folder")
+                         f"{cfg.train.schedule}; a {cfg.train.epochs}-epoch run needs another runs folder")
     done = len(read_history(run_dir))
     if done >= cfg.train.epochs:
         return "done"   # without its checkpoints, the evaluations stored in scores.json stand in for them
@@ -149,9 +149,9 @@ def ensure_runs(preset: str, overrides: list[str], variants: dict[str, list[str]
     from matap.training import resume, train
 
     if not seeds:
-        raise MatapError("--seeds: give at least one seed")
+        raise MatapError("seeds: give at least one seed")
     if len(set(seeds)) != len(seeds):
-        raise MatapError(f"--seeds {' '.join(map(str, seeds))}: each seed once")
+        raise MatapError(f"seeds {' '.join(map(str, seeds))}: give each seed once")
     runs_dir = Path(runs_dir)
     plan = [(name, seed, run_config(preset, overrides, extra, seed)) for name, extra in variants.items()
             for seed in seeds]

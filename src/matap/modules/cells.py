@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from matap.errors import MatapError
 from matap.registry import register_cell
 
 
@@ -109,7 +110,7 @@ class RetrospectiveAttention(nn.Module):
     def __init__(self, latent_dim: int, num_heads: int, dropout: float) -> None:
         super().__init__()
         if latent_dim % num_heads:
-            raise ValueError(f"num_heads ({num_heads}) must divide latent_dim ({latent_dim})")
+            raise MatapError(f"num_heads ({num_heads}) must divide latent_dim ({latent_dim})")
         self.num_heads = num_heads
         self.head_dim = latent_dim // num_heads
         self.q_proj = nn.Linear(latent_dim, latent_dim)
@@ -179,7 +180,7 @@ class MATAPCell(Cell):
     ) -> None:
         super().__init__()
         if memory_size < 1:
-            raise ValueError(f"memory_size must be >= 1, got {memory_size}")
+            raise MatapError(f"memory_size must be >= 1, got {memory_size}")
         self.latent_dim = latent_dim
         self.memory_size = memory_size
         self.mask_empty = mask_empty

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from matap.errors import MatapError
 from matap.modules.cells import RetrospectiveAttention
 
 INITS = ("torch", "keras")
@@ -85,7 +86,7 @@ def apply_constants(model: nn.Module, m: Any) -> nn.Module:
     """Set the normalisation constants and, for ``m.init == "keras"``, Keras' initialisation on
     ``model`` from a :class:`matap.config.ModelConfig`; returns ``model``."""
     if m.init not in INITS:
-        raise ValueError(f"model.init must be one of {', '.join(INITS)}; got {m.init!r}")
+        raise MatapError(f"model.init must be one of {', '.join(INITS)}; got {m.init!r}")
     set_norm_constants(model, m.bn_momentum, m.bn_eps, m.ln_eps)
     if m.init == "keras":
         keras_init_(model)

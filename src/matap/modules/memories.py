@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from matap.errors import MatapError
 from matap.modules.cells import MATAPCell
 from matap.registry import register_cell
 
@@ -117,7 +118,7 @@ class MultiScaleCell(MATAPCell):
                  scales: int = 3, stride_base: int = 2) -> None:
         super().__init__(latent_dim, memory_size, num_heads, attn_dropout, use_attention, use_gate, mask_empty)
         if not 1 <= scales <= memory_size or stride_base < 1:
-            raise ValueError(f"scales must be in [1, memory_size = {memory_size}] and stride_base >= 1; "
+            raise MatapError(f"scales must be in [1, memory_size = {memory_size}] and stride_base >= 1; "
                              f"got scales={scales}, stride_base={stride_base}")
         self.sizes = level_sizes(memory_size, scales)
         self.strides = [stride_base ** level for level in range(scales)]

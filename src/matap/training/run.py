@@ -47,6 +47,7 @@ from matap.training.checkpoint import AtomicCheckpointIO
 from matap.training.module import MatapModule
 
 RUN_FILES = ("config.yaml", "history.csv", "checkpoints", "tb")
+LOG_EVERY_N_STEPS = 10  # optimizer steps between the training-loss points of the TensorBoard log
 
 
 def _is_launched_worker() -> bool:
@@ -208,13 +209,21 @@ def _owned(run_dir: Path) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext() if _is_launched_worker() else RunLock(run_dir)
 
 
+def existing_run_files(run_dir: Path) -> list[str]:
+    """The names of RUN_FILES that ``run_dir`` already holds (a run is there when any is); none in a process
+    that a distributed launcher started for another rank: the first process prepared the folder."""
+    if _is_launched_worker():
+        return []
+    return [name for name in RUN_FILES if (run_dir / name).exists()]
+
+
 def _prepare_run_dir(run_dir: Path, cfg: Config, overwrite: bool) -> None:
     if _is_launched_worker():
         return
-    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
+    existing = existing_run_files(run_dir)
     if existing and not overwrite:
-        raise MatapError(f"{run_dir} already holds a run ({', '.join(existing)}); "
-                         f"resume it with 'matap train --resume {run_dir}', or pass --overwrite to replace it")
+        raise MatapError(f"{run_dir} already holds a run ({', '.join(existing)}); resume it "
+                         "(matap.training.resume), or train with overwrite=True to replace it")
     for name in existing:
         target = run_dir / name
         shutil.rmtree(target) if target.is_dir() else target.unlink()
@@ -264,7 +273,6 @@ def resolve_precision(accelerator: str, precision: str) -> str:
 def _trainer(cfg: Config, run_dir: Path, callback: RunCheckpoint, batches: int) -> L.Trainer:
     _quiet_lightning()
     t = cfg.train
-    limit = t.limit_train_batches if t.limit_train_batches <= 1 else int(t.limit_train_batches)
     return L.Trainer(
         max_epochs=t.epochs,
         accelerator=t.accelerator,
@@ -280,8 +288,7 @@ def _trainer(cfg: Config, run_dir: Path, callback: RunCheckpoint, batches: int) 
         enable_checkpointing=False,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir),
-        limit_train_batches=None if limit == 1.0 else limit,
-        log_every_n_steps=max(1, min(t.log_every_n_steps, batches)),  # a short epoch still logs
+        log_every_n_steps=max(1, min(LOG_EVERY_N_STEPS, batches)),  # a short epoch still logs
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -316,8 +323,8 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict[str
     run_dir = Path(run_dir)
     validate(cfg)
     if run_dir.exists() and not run_dir.is_dir():
-        raise MatapError(f"--out {run_dir}: exists and is not a folder")
-    with _owned(run_dir):  # before --overwrite deletes anything
+        raise MatapError(f"run folder {run_dir}: exists and is not a folder")
+    with _owned(run_dir):  # before overwrite deletes anything
         _prepare_run_dir(run_dir, cfg, overwrite)
         return _fit(cfg, run_dir, None)
 
@@ -328,10 +335,10 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     run_dir = Path(run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
     if not run_dir.is_dir():
-        raise MatapError(f"--resume {run_dir}: no such run folder")
+        raise MatapError(f"{run_dir}: no such run folder to resume")
     if not last.is_file():
-        raise MatapError(f"--resume {run_dir}: no checkpoints/last.ckpt yet; start it again with "
-                         f"'matap train --out {run_dir} --overwrite'")
+        raise MatapError(f"run folder {run_dir}: no checkpoints/last.ckpt yet to resume from; train it again "
+                         "from the start, with overwrite on")
     with _owned(run_dir):
         ckpt = safe_load(last)
         cfg = config_from_dict(ckpt["matap_config"], origin=str(last))
