@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from matap import __version__
-from matap.config import LAYOUTS
+from matap.config import FEEDBACKS, LAYOUTS
 from matap.errors import MatapError
 from matap.registry import EXPERIMENTS, PROTOCOLS, Registry
 
@@ -54,9 +54,10 @@ def _add_layout(p: argparse.ArgumentParser) -> None:
 
 
 def _add_feedback(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--feedback", choices=("latent", "frame"), default=None,
+    p.add_argument("--feedback", choices=FEEDBACKS, default=None,
                    help="what the rollout feeds back into the cell: latent (the predicted latent, as the paper) or "
-                        "frame (the encoding of the decoded prediction); default: the run's model.rollout_feedback")
+                        "frame (the encoding of the decoded prediction; frame_running_stats is the same outside "
+                        "training); default: the run's model.rollout_feedback")
 
 
 def _add_rollout_arguments(p: argparse.ArgumentParser, num_help: str, data_help: str) -> None:

@@ -26,6 +26,7 @@ PRESET_DIR = Path(__file__).parent / "configs"
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true", "bf16-true", "16-true", "32", "bf16", "16", "64")
 FRACTION = {"minimum": 0, "below": 1}  # [0, 1)
 LAYOUTS = ("auto", "NT", "TN")  # which axis of a video file is time (matap.data.files.load_videos)
+FEEDBACKS = ("latent", "frame", "frame_running_stats")  # what a rollout feeds back into the cell
 
 
 def option(default: Any, *, choices: Collection[Any] | None = None, minimum: float | None = None,
@@ -89,8 +90,10 @@ class ModelConfig:
     ln_eps: float = option(1e-5, above=0)      # LayerNorm epsilon (Keras: 1e-3)
     # "torch" (PyTorch's layer defaults) or "keras" (Glorot uniform, orthogonal recurrent weights, zero biases)
     init: str = option("torch", choices=("torch", "keras"))
-    # what a rollout feeds back: "latent" (the paper) or "frame" (the encoding of the decoded frame)
-    rollout_feedback: str = option("latent", choices=("latent", "frame"))
+    # what a rollout feeds back: "latent" (the paper), "frame" (the encoding of the decoded frame) or
+    # "frame_running_stats" (the same, normalised inside the rollout with the BatchNorm running statistics in
+    # training too); matap.models.video_model.FEEDBACKS
+    rollout_feedback: str = option("latent", choices=FEEDBACKS)
     # The registered parts the model is composed of, by name (matap.registry): the cell is model.name above.
     encoder: str = option("paper", choices=ENCODERS)      # "paper": encoder A.1
     # "paper": P(h_t); "velocity" (beyond the paper, no parameters): z^_{t+1} = 2 z_t - z_{t-1} + P(h_t)

@@ -149,7 +149,7 @@ def base_results(kind: str, spec: Any, cfg: Any) -> dict[str, Any]:
 def rolled_out(results: dict[str, Any]) -> str:
     """How the report's rollouts feed each prediction back into the cell, in words (model.rollout_feedback;
     a results.json written before it was recorded holds latent rollouts, the only kind there was)."""
-    if results.get("feedback", "latent") == "frame":
+    if results.get("feedback", "latent").startswith("frame"):
         return "feeding the encoding of each decoded frame back into the cell"
     return "in latent space"
 
@@ -382,11 +382,11 @@ def check_eval_length(cfg: Any, frames: int) -> None:
 
 
 def check_out(out: Path, runs_dir: Path) -> None:
-    """Fail before any training when --out or --runs cannot be folders."""
+    """Fail before any training when the output folder or the runs folder cannot be folders."""
     if out.exists() and not out.is_dir():
-        raise MatapError(f"--out {out}: exists and is not a folder")
+        raise MatapError(f"output folder {out}: exists and is not a folder")
     if runs_dir.exists() and not runs_dir.is_dir():
-        raise MatapError(f"--runs {runs_dir}: exists and is not a folder")
+        raise MatapError(f"runs folder {runs_dir}: exists and is not a folder")
 
 
 __all__ = ["MODEL_LABELS", "base_results", "baseline_rows", "check_eval_length", "check_out", "curves_figure",

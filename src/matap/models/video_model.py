@@ -3,7 +3,8 @@ predict the next latent, decode; and roll out autoregressively in latent space."
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import contextlib
+from typing import Any, Iterator, NamedTuple
 
 import torch
 from torch import nn
@@ -46,7 +47,36 @@ class FrameFeedback:
         return model.encoder(torch.sigmoid(logits))
 
 
-FEEDBACKS = {"latent": LatentFeedback, "frame": FrameFeedback}
+@contextlib.contextmanager
+def running_statistics(module: nn.Module) -> Iterator[None]:
+    """Within the block, the BatchNorm layers of ``module`` normalise with their running statistics and do
+    not update them, as in evaluation; every other layer (dropout, say) keeps its mode."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    for norm in norms:
+        norm.eval()
+    try:
+        yield
+    finally:
+        for norm in norms:
+            norm.train()
+
+
+class FrameFeedbackRunningStats(FrameFeedback):
+    """Frame feedback whose encoder and decoder normalise inside the rollout with the BatchNorm running
+    statistics of the teacher-forced frames, in training as in evaluation: the rollout's batches of one frame
+    per sequence neither normalise themselves nor move the running statistics. Outside training the same as
+    ``"frame"``."""
+
+    def decoded(self, model: LatentVideoModel, z: torch.Tensor) -> torch.Tensor | None:
+        with running_statistics(model.decoder):
+            return model.decoder(z)
+
+    def fed(self, model: LatentVideoModel, z: torch.Tensor, logits: torch.Tensor | None) -> torch.Tensor:
+        with running_statistics(model.encoder):
+            return model.encoder(torch.sigmoid(logits))
+
+
+FEEDBACKS = {"latent": LatentFeedback, "frame": FrameFeedback, "frame_running_stats": FrameFeedbackRunningStats}
 
 
 class LatentVideoModel(nn.Module):
@@ -59,8 +89,8 @@ class LatentVideoModel(nn.Module):
 
     The encoder maps (N, 1, H, W) frames to (N, d), the decoder (N, d) latents to (N, 1, H, W) logits,
     the predictor is called as ``predictor(h, z, z_before)`` (:mod:`matap.modules.predictor`).
-    ``feedback`` says what a rollout feeds back into the cell: ``"latent"`` (the paper) or ``"frame"``
-    (:data:`FEEDBACKS`).
+    ``feedback`` says what a rollout feeds back into the cell: ``"latent"`` (the paper), ``"frame"`` or
+    ``"frame_running_stats"`` (:data:`FEEDBACKS`).
     """
 
     def __init__(self, encoder: nn.Module, cell: nn.Module, predictor: nn.Module, decoder: nn.Module,
