@@ -4,9 +4,10 @@ A protocol is registered (``matap.registry.PROTOCOLS``) with the function that t
 frames into (prediction, target) and a line saying what it scores: ``reconstruct`` (the
 paper's), ``autoencode``, ``predict`` (10 -> 10 is the standard benchmark) and ``rollout``.
 
-One loop (:func:`score`) scores the model and the trivial baselines of
-``matap.baselines`` (all-black frames, the last context frame, the mean
-training frame), so their numbers compare row by row.
+One loop (:func:`per_timestep_means`) serves every score: the model's and the trivial baselines'
+(``matap.baselines``: all-black frames, the last context frame, the mean training frame) under each
+protocol (:func:`score`), so their numbers compare row by row, and the latent drift of a rollout
+(:func:`latent_drift`).
 """
 
 from __future__ import annotations
@@ -104,13 +105,24 @@ def score(videos: np.ndarray, predict: Callable[[torch.Tensor], tuple[torch.Tens
             raise MatapError(f"the videos have {videos.shape[1]} frames but context ({context}) + horizon "
                              f"({horizon}) = {context + horizon} are needed; lower context or horizon, or "
                              "give longer videos")
+    count, metrics = per_timestep_means(videos, lambda x: frame_scores(*predict(x)), batch_size, device,
+                                        progress=progress)
+    return {"protocol": protocol, "num_sequences": count, "context": context if future else None,
+            "horizon": horizon if future else None, "metrics": metrics}
+
+
+def per_timestep_means(videos: np.ndarray, measure: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+                       batch_size: int, device: str | torch.device, frames: int | None = None,
+                       progress: bool = False) -> tuple[int, dict[str, dict[str, Any]]]:
+    """The loop every score goes through: ``measure`` maps a batch of frames x (B, T, 1, H, W) in [0, 1]
+    (the first ``frames`` of each video, or all) to ``{name: (B, T') values}``; returns the number of
+    sequences and, per name, the mean over sequences at every timestep and over all of them:
+    ``{name: {"mean": float, "per_timestep": [float, ...]}}``."""
     sums: dict[str, torch.Tensor] = {}
     count = 0
     for start in range(0, len(videos), batch_size):
-        batch = torch.from_numpy(np.array(videos[start:start + batch_size])).to(device)
-        x = to_frames(batch)
-        pred, target = predict(x)
-        for name, value in frame_scores(pred, target).items():
+        x = to_frames(torch.from_numpy(np.array(videos[start:start + batch_size, :frames])).to(device))
+        for name, value in measure(x).items():
             per_t = value.double().sum(0).cpu()  # (T',)
             sums[name] = sums[name] + per_t if name in sums else per_t
         count += x.shape[0]
@@ -118,12 +130,11 @@ def score(videos: np.ndarray, predict: Callable[[torch.Tensor], tuple[torch.Tens
             print(f"\revaluating {min(start + batch_size, len(videos))}/{len(videos)}", end="", flush=True)
     if progress:
         print()
-    result = {"protocol": protocol, "num_sequences": count, "context": context if future else None,
-              "horizon": horizon if future else None, "metrics": {}}
+    means = {}
     for name, total in sums.items():
         per_t = (total / count).tolist()
-        result["metrics"][name] = {"mean": float(np.mean(per_t)), "per_timestep": per_t}
-    return result
+        means[name] = {"mean": float(np.mean(per_t)), "per_timestep": per_t}
+    return count, means
 
 
 @torch.inference_mode()
@@ -150,26 +161,18 @@ def latent_drift(model: LatentVideoModel, videos: np.ndarray, context: int = 10,
                          f"({horizon}) = {context + horizon} are needed; lower context or horizon, or "
                          "give longer videos")
     model = fold_batchnorm(model.to(device))
-    sums: dict[str, torch.Tensor] = {}
-    count = 0
     steps = torch.arange(1, horizon + 1, device=device).view(1, horizon, 1)   # (1, H, 1)
-    for start in range(0, len(videos), batch_size):
-        x = to_frames(torch.from_numpy(np.array(videos[start:start + batch_size, :context + horizon])).to(device))
+
+    def distances(x: torch.Tensor) -> dict[str, torch.Tensor]:
         z = model.encode(x).float()                                             # (B, C + H, d)
         rolled = model.rollout_steps(z[:, :context], horizon)[0].float()  # (B, H, d)
         truth, last = z[:, context:], z[:, context - 1:context]
         line = last + steps * (last - z[:, context - 2:context - 1])
-        distances = {"model": (rolled - truth).norm(dim=-1), "repeat": (last - truth).norm(dim=-1),
-                     "linear": (line - truth).norm(dim=-1), "step": (truth - z[:, context - 1:-1]).norm(dim=-1),
-                     "norm": rolled.norm(dim=-1), "truth_norm": truth.norm(dim=-1)}     # each (B, H)
-        for name, value in distances.items():
-            per_t = value.double().sum(0).cpu()
-            sums[name] = sums[name] + per_t if name in sums else per_t
-        count += x.shape[0]
-    latent = {}
-    for name, total in sums.items():
-        per_t = (total / count).tolist()
-        latent[name] = {"mean": float(np.mean(per_t)), "per_timestep": per_t}
+        return {"model": (rolled - truth).norm(dim=-1), "repeat": (last - truth).norm(dim=-1),
+                "linear": (line - truth).norm(dim=-1), "step": (truth - z[:, context - 1:-1]).norm(dim=-1),
+                "norm": rolled.norm(dim=-1), "truth_norm": truth.norm(dim=-1)}     # each (B, H)
+
+    count, latent = per_timestep_means(videos, distances, batch_size, device, frames=context + horizon)
     return {"context": context, "horizon": horizon, "num_sequences": count, "latent": latent}
 
 
