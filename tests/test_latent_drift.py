@@ -1,5 +1,5 @@
-"""The latent drift of a rollout (`matap evaluate --latent`): distances to the encodings of the true frames,
-checked on a hand-made model and sequence, and through the CLI on a trained run."""
+"""The latent drift of a rollout (`matap evaluate --protocol latent`): distances to the encodings of the true
+frames, checked on a hand-made model and sequence, and through the CLI on a trained run."""
 
 import json
 
@@ -10,7 +10,7 @@ from torch import nn
 
 from matap.cli import main
 from matap.errors import MatapError
-from matap.evaluation import format_latent_drift, latent_drift, score
+from matap.evaluation import evaluate, format_latent_drift, score
 
 
 class Counter(nn.Module):
@@ -36,8 +36,8 @@ def accelerating_videos(offsets: list[int], frames: int) -> np.ndarray:
 def test_distances_on_a_hand_made_sequence():
     # Context frames 0, 1, 2 (values 0, 1, 4); predicted steps k = 1, 2 are frames 3, 4 (values 9, 16).
     # Two videos, offset by 0 and 10; the distances do not depend on the offset, the norms do.
-    drift = latent_drift(Counter(), accelerating_videos([0, 10], 6), context=3, horizon=2, batch_size=1)
-    latent = drift["latent"]
+    drift = evaluate(Counter(), accelerating_videos([0, 10], 6), "latent", context=3, horizon=2, batch_size=1)
+    latent = drift["metrics"]
     assert drift["num_sequences"] == 2 and drift["horizon"] == 2
     assert latent["model"]["per_timestep"] == pytest.approx([9 - 5, 16 - 6])       # rolled out: 4 + k
     assert latent["repeat"]["per_timestep"] == pytest.approx([9 - 4, 16 - 4])      # z_2 = 4 kept
@@ -52,15 +52,15 @@ def test_distances_on_a_hand_made_sequence():
 
 def test_a_context_of_one_frame_or_too_short_videos_are_refused():
     with pytest.raises(MatapError, match="context >= 2"):
-        latent_drift(Counter(), accelerating_videos([0], 6), context=1, horizon=2)
+        evaluate(Counter(), accelerating_videos([0], 6), "latent", context=1, horizon=2)
     with pytest.raises(MatapError, match="6 frames"):
-        latent_drift(Counter(), accelerating_videos([0], 6), context=4, horizon=3)
+        evaluate(Counter(), accelerating_videos([0], 6), "latent", context=4, horizon=3)
 
 
 def test_the_library_names_its_parameters_not_the_command_line_flags():
     videos = accelerating_videos([0], 6)
-    calls = [lambda: latent_drift(Counter(), videos, context=1, horizon=2),
-             lambda: latent_drift(Counter(), videos, context=4, horizon=3),
+    calls = [lambda: evaluate(Counter(), videos, "latent", context=1, horizon=2),
+             lambda: evaluate(Counter(), videos, "latent", context=4, horizon=3),
              lambda: score(videos, lambda x: (x, x), "predict", context=4, horizon=3),
              lambda: score(videos, lambda x: (x, x), "magic")]
     messages = []
@@ -73,20 +73,19 @@ def test_the_library_names_its_parameters_not_the_command_line_flags():
     assert not any("--" in message for message in messages), messages
 
 
-def test_evaluate_latent_writes_the_drift_beside_the_frame_scores(smoke_run, tmp_path, capsys):
+def test_the_latent_protocol_through_the_cli(smoke_run, tmp_path, capsys):
     out = tmp_path / "eval.json"
-    assert main(["evaluate", str(smoke_run), "--latent", "--num", "4", "--json", str(out)]) == 0
+    assert main(["evaluate", str(smoke_run), "--protocol", "latent", "--num", "4", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    steps = len(result["metrics"]["ssim"]["per_timestep"])
+    assert result["protocol"] == "latent" and "baselines" not in result  # its own baselines are in its table
     for name in ("model", "repeat", "linear", "step", "norm", "truth_norm"):
-        per_t = result["latent_drift"][name]["per_timestep"]
-        assert len(per_t) == steps and np.isfinite(per_t).all() and min(per_t) >= 0
+        per_t = result["metrics"][name]["per_timestep"]
+        assert len(per_t) == result["horizon"] and np.isfinite(per_t).all() and min(per_t) >= 0
     assert "latent drift" in capsys.readouterr().out
-    assert main(["evaluate", str(smoke_run), "--latent", "--num", "4", "--feedback", "frame", "--json", str(out)]) == 0
-    assert json.loads(out.read_text())["latent_drift"]["model"]["per_timestep"] != \
-        result["latent_drift"]["model"]["per_timestep"]      # frame feedback rolls out other latents
-    for args, message in ((["--protocol", "autoencode"], "--latent measures a rollout"),
-                          (["--context", "1"], "--context >= 2")):
-        capsys.readouterr()
-        assert main(["evaluate", str(smoke_run), "--latent", *args]) == 2
-        assert message in capsys.readouterr().err
+    assert main(["evaluate", str(smoke_run), "--protocol", "latent", "--num", "4", "--feedback", "frame",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["metrics"]["model"]["per_timestep"] != \
+        result["metrics"]["model"]["per_timestep"]      # frame feedback rolls out other latents
+    capsys.readouterr()
+    assert main(["evaluate", str(smoke_run), "--protocol", "latent", "--context", "1"]) == 2
+    assert "context >= 2" in capsys.readouterr().err

@@ -104,8 +104,11 @@ def evaluate_baselines(videos: np.ndarray, mean_frame: np.ndarray, protocol: str
 
         return {name: score(videos, every_frame(name), protocol, batch_size=batch_size, device=device)
                 for name in RECONSTRUCTION_BASELINES}
-    if protocol not in PROTOCOLS or not PROTOCOLS.get(protocol).future:
-        future = ", ".join(name for name in PROTOCOLS if PROTOCOLS.get(name).future)
+    def rolled_out_frames(name: str) -> bool:
+        return PROTOCOLS.get(name).future and PROTOCOLS.get(name).frame_baselines
+
+    if protocol not in PROTOCOLS or not rolled_out_frames(protocol):
+        future = ", ".join(name for name in PROTOCOLS if rolled_out_frames(name))
         raise MatapError(f"baselines: protocol {future}, {' or '.join(EVERY_FRAME_PROTOCOLS)}, not {protocol!r}")
 
     def scorer(name: str) -> Callable[[Any], tuple[Any, Any]]:

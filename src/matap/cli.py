@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "ssim_digits).")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--protocol", default="predict", choices=PROTOCOLS, metavar="NAME",
-                   help="what to score (default: predict)")
+                   help="what to score (default: predict): " + "; ".join(f"{name}: {PROTOCOLS.get(name).scores}"
+                                                                        for name in PROTOCOLS))
     p.add_argument("--data", help=".npy/.npz videos, (N, T, 64, 64) or time first like mnist_test_seq.npy (see "
                                   "--layout), or a video file or a folder of videos or of frames, cut into clips of "
                                   "context + horizon frames as the run's config cuts its videos (docs/data.md); "
@@ -150,10 +151,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the trivial baselines scored beside the model "
                         "(all-black frames, the last context frame, the mean training frame of the run's config)")
-    p.add_argument("--latent", action="store_true",
-                   help="predict and rollout: also measure how far the rollout drifts in latent space, per step, from "
-                        "the encodings of the true frames, beside the last context latent kept and the context's "
-                        "last step repeated (written under \"latent_drift\" in --json)")
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("predict", help="roll out a checkpoint; save truth | prediction as a GIF and/or a labelled PNG",
@@ -389,34 +386,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     videos = _videos_for(cfg, args.data, required_length(args.protocol, context, horizon), args.split, args.layout)
     if args.num:
         videos = videos[: args.num]
-    if args.latent and not protocol.future:
-        raise MatapError(f"--latent measures a rollout: use it with --protocol predict or rollout, not {args.protocol}")
-    if args.latent and context < 2:
-        raise MatapError(f"--latent needs --context >= 2 (its straight line extends the last step); got {context}")
     result = evaluate(model, videos, args.protocol, context, horizon, cfg.eval.batch_size, args.device,
                       progress=sys.stdout.isatty())
     data = args.data or f"{'validation' if args.split == 'val' else 'test'} split of the run's config"
     result.update({"checkpoint": str(path), "model": cfg.model.name, "objective": cfg.objective.name,
                    "data": data, "split": None if args.data else args.split, "feedback": model.feedback})
-    from matap.baselines import EVERY_FRAME_PROTOCOLS, evaluate_baselines, mean_training_frame
+    from matap.baselines import evaluate_baselines, mean_training_frame
 
-    if (protocol.future or args.protocol in EVERY_FRAME_PROTOCOLS) and not args.no_baselines:
+    if protocol.frame_baselines and not args.no_baselines:
         scores = evaluate_baselines(videos, mean_training_frame(cfg), args.protocol, context, horizon,
                                     cfg.eval.batch_size, args.device)
         result["baselines"] = {name: value["metrics"] for name, value in scores.items()}
     print(f"checkpoint {path} ({cfg.model.name}, trained with objective {cfg.objective.name}); data: {data}"
           + (f"; rollout feedback: {model.feedback}" if protocol.future else ""))
-    print(format_table(result))
+    print((protocol.table or format_table)(result))
     if "baselines" in result:
         from matap.baselines import format_comparison, format_reconstruction
 
         print("\n" + (format_comparison(result) if protocol.future else format_reconstruction(result)))
-    if args.latent:
-        from matap.evaluation import format_latent_drift, latent_drift
-
-        drift = latent_drift(model, videos, context, horizon, cfg.eval.batch_size, args.device)
-        result["latent_drift"] = drift["latent"]
-        print("\n" + format_latent_drift(drift))
     if args.json:
         from matap.atomic import atomic_write
 
