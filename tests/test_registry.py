@@ -69,10 +69,11 @@ def test_the_built_in_cells_receive_the_keywords_they_name():
 
 def test_objectives_and_protocols_say_what_they_score():
     assert list(OBJECTIVES) == ["paper", "predict"] and list(PROTOCOLS) == ["reconstruct", "autoencode", "predict",
-                                                                            "rollout"]
+                                                                            "rollout", "latent"]
     assert (OBJECTIVES.get("paper").target_offset, OBJECTIVES.get("predict").target_offset) == (0, 1)
     assert all(OBJECTIVES.describe(name) for name in OBJECTIVES) and all(PROTOCOLS.describe(name) for name in PROTOCOLS)
-    assert [name for name in PROTOCOLS if PROTOCOLS.get(name).future] == ["predict", "rollout"]
+    assert [name for name in PROTOCOLS if PROTOCOLS.get(name).future] == ["predict", "rollout", "latent"]
+    assert [name for name in PROTOCOLS if not PROTOCOLS.get(name).frame_baselines] == ["latent"]
     with pytest.raises(MatapError, match="unknown protocol 'dream'"):
         PROTOCOLS.get("dream")
 
