@@ -98,7 +98,8 @@ class ModelConfig:
     encoder: str = option("paper", choices=ENCODERS)      # "paper": encoder A.1
     # "paper": P(h_t); "velocity" (beyond the paper, no parameters): z^_{t+1} = 2 z_t - z_{t-1} + P(h_t)
     predictor: str = option("paper", choices=PREDICTORS)
-    decoder: str = option("paper", choices=DECODERS)      # "paper": decoder A.2
+    # "paper": decoder A.2; "skip" and "appearance" (beyond the paper) read the context frames too
+    decoder: str = option("paper", choices=DECODERS)
     # The named parts' own options: the keywords with defaults of their constructors that are not keys above
     # (set as model.<option>=value; written into the model section beside the keys above).
     options: dict[str, Any] = field(default_factory=dict)
@@ -426,7 +427,11 @@ def validate(cfg: Config) -> None:
         raise MatapError("data.source=array needs data.train_path=FILE and data.val_path=FILE (.npy or .npz)")
     if m.latent_dim % m.num_heads:
         raise MatapError(f"model.num_heads ({m.num_heads}) must divide model.latent_dim ({m.latent_dim})")
-    if o.weights.get("rollout_weight", 0) > 0 and not 1 <= o.rollout_context < d.seq_len:
+    conditioned = getattr(DECODERS.get(m.decoder), "conditioned", False)
+    if conditioned and o.name != "predict":
+        raise MatapError(f"model.decoder={m.decoder} reads the context frames (objective.rollout_context of them) "
+                         f"and trains with objective.name=predict; got objective.name={o.name}")
+    if (conditioned or o.weights.get("rollout_weight", 0) > 0) and not 1 <= o.rollout_context < d.seq_len:
         raise MatapError(
             f"objective.rollout_context must be in [1, data.seq_len) = [1, {d.seq_len}), got {o.rollout_context}"
         )

@@ -54,9 +54,15 @@ def frame_protocol(frames: Frames, scores: str, future: bool, horizon: int | Non
                     horizon, frames=frames)
 
 
-def reconstruct(model: LatentVideoModel, x: torch.Tensor) -> torch.Tensor:
-    """The teacher-forced output: the decoded predictor output at every step t, frames (B, T, 1, H, W) in [0, 1]."""
-    return torch.sigmoid(model.decode(model(x).z_next))
+def reconstruct(model: LatentVideoModel, x: torch.Tensor, context: int | None = None) -> torch.Tensor:
+    """The teacher-forced output: the decoded predictor output at every step t, frames (B, T, 1, H, W) in [0, 1].
+    A conditioned decoder reads the first ``context`` frames as the context (None: every frame of ``x``)."""
+    return torch.sigmoid(model.decode(model(x).z_next, model.condition(x[:, :context]), 1))
+
+
+def autoencode(model: LatentVideoModel, x: torch.Tensor, context: int | None = None) -> torch.Tensor:
+    """decode(encode(x_t)) at every step t, frames (B, T, 1, H, W) in [0, 1]; ``context`` as for :func:`reconstruct`."""
+    return torch.sigmoid(model.decode(model.encode(x), model.condition(x[:, :context])))
 
 
 def _rolled_out(model: LatentVideoModel, x: torch.Tensor, context: int, horizon: int
@@ -81,7 +87,7 @@ def latent_distances(model: LatentVideoModel, x: torch.Tensor, context: int, hor
         raise MatapError(f"the latent drift needs context >= 2 (its straight line extends the last step); "
                          f"got context={context}")
     z = model.encode(x[:, :context + horizon]).float()                  # (B, C + H, d)
-    rolled = model.rollout_steps(z[:, :context], horizon)[0].float()    # (B, H, d)
+    rolled = model.rollout_steps(z[:, :context], horizon, model.condition(x[:, :context]))[0].float()  # (B, H, d)
     truth, last = z[:, context:], z[:, context - 1:context]
     steps = torch.arange(1, horizon + 1, device=z.device).view(1, horizon, 1)   # (1, H, 1)
     line = last + steps * (last - z[:, context - 2:context - 1])
@@ -104,10 +110,10 @@ def format_latent_drift(result: dict[str, Any]) -> str:
 
 
 PROTOCOLS.register("reconstruct")(frame_protocol(
-    lambda model, x, context, horizon: (reconstruct(model, x), x),
+    lambda model, x, context, horizon: (reconstruct(model, x, context), x),
     "the paper's: teacher-forced, the decoded predictor output at step t against frame t", future=False))
 PROTOCOLS.register("autoencode")(frame_protocol(
-    lambda model, x, context, horizon: (torch.sigmoid(model.decode(model.encode(x))), x),
+    lambda model, x, context, horizon: (autoencode(model, x, context), x),
     "decode(encode(x_t)) against x_t: the spatial path alone", future=False))
 PROTOCOLS.register("predict")(frame_protocol(
     _rolled_out, "context frames in, horizon frames rolled out (in latent space, or through the decoded frames "

@@ -149,19 +149,23 @@ class PredictObjective:
         """The pass the terms read: the teacher-forced pass, the rollout where its term counts, every
         frame pair decoded (latents a rollout already decoded are not decoded again)."""
         out = model(x)
+        T, C = x.shape[1], self.rollout_context
+        cond = model.condition(x[:, :C])                                        # None for the paper's decoder
         p = Pass(model, x, out, self.ssim_weight)
         p.latents = {"next": out.z_next[:, :-1], "recon": out.z}                  # (B, T-1, d), (B, T, d)
         p.targets = {"next": x[:, 1:], "recon": x}
+        first = {"next": 1, "recon": 0, "rollout": C}   # the index of the frame each pair's first latent decodes
         if "rollout" in self.weights:
-            C, horizon = self.rollout_context, self.rollout_horizon(x.shape[1], progress)
-            rolled, rolled_logits = model.rollout_steps(out.z[:, :C], horizon)  # logits or None
+            horizon = self.rollout_horizon(T, progress)
+            rolled, rolled_logits = model.rollout_steps(out.z[:, :C], horizon, cond)  # logits or None
             p.latents["rollout"], p.targets["rollout"] = rolled, x[:, C:C + horizon]
             if rolled_logits is not None:
                 p.logits["rollout"] = rolled_logits
         # One decoder call for every latent keeps the convolutions in large batches.
         todo = [name for name in p.latents if name not in p.logits]
         latents = [p.latents[name] for name in todo]
-        decoded = model.decode(torch.cat(latents, dim=1)).split([z.shape[1] for z in latents], dim=1)
+        index = torch.cat([torch.arange(z.shape[1], device=x.device) + first[name] for name, z in zip(todo, latents)])
+        decoded = model.decode(torch.cat(latents, dim=1), cond, index).split([z.shape[1] for z in latents], dim=1)
         p.logits = {**dict(zip(todo, decoded)), **p.logits}
         return p
 

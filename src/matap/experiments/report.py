@@ -302,7 +302,7 @@ def sample_pictures(runs: dict[str, Any], out: Path, context: int, horizon: int,
             labels.append("ground truth")
         with torch.inference_mode():
             x = to_frames(torch.from_numpy(clip))
-            forced = reconstruct(model, x)[:, :, 0].numpy()
+            forced = reconstruct(model, x, context)[:, :, 0].numpy()
             pred = model.rollout(x[:, :context], horizon)[:, :, 0].numpy()
         label = f"{MODEL_LABELS.get(name, name)} (seed {drawn.seed})"
         if OBJECTIVES.get(cfg.objective.name).target_offset == 0:  # trained to decode its output at t as frame t

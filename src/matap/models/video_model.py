@@ -29,7 +29,7 @@ def as_frames(videos: torch.Tensor) -> torch.Tensor:
 class LatentFeedback:
     """The paper's rollout: the predicted latent itself is the cell's next input; nothing is decoded."""
 
-    def decoded(self, model: LatentVideoModel, z: torch.Tensor) -> torch.Tensor | None:
+    def decoded(self, model: LatentVideoModel, z: torch.Tensor, cond: Any, at: int) -> torch.Tensor | None:
         return None
 
     def fed(self, model: LatentVideoModel, z: torch.Tensor, logits: torch.Tensor | None) -> torch.Tensor:
@@ -40,8 +40,8 @@ class FrameFeedback:
     """Each predicted latent is decoded, and the encoding of the decoded frame is the cell's next input,
     so that every input to the cell is an encoding of a frame, as in training."""
 
-    def decoded(self, model: LatentVideoModel, z: torch.Tensor) -> torch.Tensor | None:
-        return model.decoder(z)
+    def decoded(self, model: LatentVideoModel, z: torch.Tensor, cond: Any, at: int) -> torch.Tensor | None:
+        return model.decode(z.unsqueeze(1), cond, at).squeeze(1)
 
     def fed(self, model: LatentVideoModel, z: torch.Tensor, logits: torch.Tensor | None) -> torch.Tensor:
         return model.encoder(torch.sigmoid(logits))
@@ -67,9 +67,9 @@ class FrameFeedbackRunningStats(FrameFeedback):
     per sequence neither normalise themselves nor move the running statistics. Outside training the same as
     ``"frame"``."""
 
-    def decoded(self, model: LatentVideoModel, z: torch.Tensor) -> torch.Tensor | None:
+    def decoded(self, model: LatentVideoModel, z: torch.Tensor, cond: Any, at: int) -> torch.Tensor | None:
         with running_statistics(model.decoder):
-            return model.decoder(z)
+            return model.decode(z.unsqueeze(1), cond, at).squeeze(1)
 
     def fed(self, model: LatentVideoModel, z: torch.Tensor, logits: torch.Tensor | None) -> torch.Tensor:
         with running_statistics(model.encoder):
@@ -91,6 +91,10 @@ class LatentVideoModel(nn.Module):
     the predictor is called as ``predictor(h, z, z_before)`` (:mod:`matap.modules.predictor`).
     ``feedback`` says what a rollout feeds back into the cell: ``"latent"`` (the paper), ``"frame"`` or
     ``"frame_running_stats"`` (:data:`FEEDBACKS`).
+
+    A *conditioned* decoder (``decoder.conditioned``, e.g. ``"skip"``) decodes from the context frames as
+    well as from the latent: :meth:`condition` computes what it reads of them, once per batch, and
+    :meth:`decode` takes that and the index in the sequence of each frame it decodes.
     """
 
     def __init__(self, encoder: nn.Module, cell: nn.Module, predictor: nn.Module, decoder: nn.Module,
@@ -125,9 +129,30 @@ class LatentVideoModel(nn.Module):
         B, T = frames.shape[:2]
         return self.encoder(frames.flatten(0, 1)).view(B, T, -1)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, T, d) -> (B, T, 1, H, W) logits."""
+    @property
+    def conditioned(self) -> bool:
+        """Whether the decoder reads the context frames besides the latents (:meth:`condition`)."""
+        return bool(getattr(self.decoder, "conditioned", False))
+
+    def condition(self, context: torch.Tensor) -> Any:
+        """What a conditioned decoder reads of the context frames (B, C, 1, H, W) (or as :func:`as_frames`
+        takes them), for :meth:`decode`; None for a decoder that reads the latents alone (the paper's)."""
+        if not self.conditioned:
+            return None
+        return self.decoder.condition(self.encoder, as_frames(context))
+
+    def decode(self, z: torch.Tensor, cond: Any = None, at: int | torch.Tensor = 0) -> torch.Tensor:
+        """(B, T, d) -> (B, T, 1, H, W) logits. ``z[:, i]`` decodes frame ``at + i`` of the sequence (or
+        frame ``at[i]``, for a (T,) tensor of indices): a conditioned decoder reads ``cond``, the
+        :meth:`condition` of the sequence's context frames, by that index; the paper's decoder reads
+        neither."""
         B, T = z.shape[:2]
+        if self.conditioned:
+            if cond is None:
+                raise MatapError(f"the decoder {type(self.decoder).__name__} decodes from the context frames too: "
+                                 "give decode() the model's condition(context) of them")
+            index = torch.arange(T, device=z.device) + at if isinstance(at, int) else at
+            return self.decoder(z, cond, index)
         logits = self.decoder(z.flatten(0, 1))
         return logits.view(B, T, *logits.shape[1:])
 
@@ -148,21 +173,24 @@ class LatentVideoModel(nn.Module):
         h, _ = self.unroll(z)
         return TeacherForced(z, self.predict_sequence(h, z))
 
-    def rollout_latents(self, z_context: torch.Tensor, horizon: int) -> torch.Tensor:
+    def rollout_latents(self, z_context: torch.Tensor, horizon: int, cond: Any = None) -> torch.Tensor:
         """Given (B, C, d) context latents, predict (B, horizon, d) future latents,
         feeding each prediction back into the cell (see ``feedback``)."""
-        return self.rollout_steps(z_context, horizon)[0]
+        return self.rollout_steps(z_context, horizon, cond)[0]
 
-    def rollout_steps(self, z_context: torch.Tensor, horizon: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def rollout_steps(self, z_context: torch.Tensor, horizon: int, cond: Any = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, horizon, d) predicted latents and, where the feedback decodes them (frame feedback), the
-        (B, horizon, 1, H, W) logits decoded on the way (else None)."""
+        (B, horizon, 1, H, W) logits decoded on the way (else None). ``cond``: the :meth:`condition` of
+        the context frames, which frame feedback with a conditioned decoder needs."""
+        C = z_context.shape[1]
         h, state = self.unroll(z_context)
         before = z_context[:, -2] if z_context.shape[1] > 1 else None
         z_next = self.predictor(h[:, -1], z_context[:, -1], before)      # (B, d)
         last = z_context[:, -1]
         latents, logits = [z_next], []
         for step in range(horizon):
-            frame = self.feed.decoded(self, z_next)   # (B, 1, H, W) or None
+            frame = self.feed.decoded(self, z_next, cond, C + step)   # (B, 1, H, W) or None
             if frame is not None:
                 logits.append(frame)
             if step == horizon - 1:
@@ -177,5 +205,6 @@ class LatentVideoModel(nn.Module):
     def rollout(self, context: torch.Tensor, horizon: int) -> torch.Tensor:
         """(B, C, 1, H, W) context frames (or as :func:`as_frames` takes them) -> (B, horizon, 1, H, W)
         predicted frames, floats in [0, 1]."""
-        latents, logits = self.rollout_steps(self.encode(context), horizon)
-        return torch.sigmoid(self.decode(latents) if logits is None else logits)
+        cond = self.condition(context)
+        latents, logits = self.rollout_steps(self.encode(context), horizon, cond)
+        return torch.sigmoid(self.decode(latents, cond, context.shape[1]) if logits is None else logits)

@@ -2,9 +2,9 @@
 the predictors."""
 
 from matap.modules.cells import Cell, GRUBaselineCell, MATAPCell
-from matap.modules.decoder import SpatialDecoder
+from matap.modules.decoder import AppearanceDecoder, SkipDecoder, SpatialDecoder
 from matap.modules.encoder import SpatialEncoder
 from matap.modules.predictor import LatentPredictor, VelocityPredictor
 
-__all__ = ["Cell", "GRUBaselineCell", "LatentPredictor", "MATAPCell", "SpatialDecoder", "SpatialEncoder",
-           "VelocityPredictor"]
+__all__ = ["AppearanceDecoder", "Cell", "GRUBaselineCell", "LatentPredictor", "MATAPCell", "SkipDecoder", "SpatialDecoder",
+           "SpatialEncoder", "VelocityPredictor"]
