@@ -11,14 +11,18 @@ import sys
 from pathlib import Path
 
 from matap.config import load_config
+from matap.errors import MatapError
 from matap.experiments.report import evaluate_run
 from matap.experiments.runner import Spec
-from matap.experiments.runs import read_scores, training_seconds, write_scores
+from matap.experiments.runs import read_history, read_scores, training_seconds, write_scores
 from matap.registry import EXPERIMENTS
 
 
 def main(run_dir: Path, name: str) -> None:
     cfg = load_config(str(run_dir / "config.yaml"))
+    done = len(read_history(run_dir))
+    if done < cfg.train.epochs:
+        raise MatapError(f"{run_dir}: {done} of its {cfg.train.epochs} epochs trained; a study scores finished runs")
     spec = Spec(preset=str(run_dir / "config.yaml"), overrides=(), seeds=(cfg.train.seed,), out=run_dir,
                 runs=run_dir.parent, command="")
     protocols, seq_len = EXPERIMENTS.get(name).evaluations(spec, cfg)
@@ -33,4 +37,7 @@ def main(run_dir: Path, name: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
-    main(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) == 3 else "compare")
+    try:
+        main(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) == 3 else "compare")
+    except MatapError as exc:
+        sys.exit(f"error: {exc}")

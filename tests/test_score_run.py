@@ -6,7 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from matap.cli import main
+from matap.errors import MatapError
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "score-run.py"
 
@@ -40,3 +43,12 @@ def test_runs_trained_alone_and_scored_join_compare_without_their_checkpoints(tm
     assert results["num_trained"] == 0
     ssim = results["evaluation"]["models"]["matap"]["predict"]["ssim"]["mean"]
     assert abs(ssim - stored["predict 4->4 T=8"]["result"]["metrics"]["ssim"]["mean"]) < 1e-9
+
+
+def test_an_unfinished_run_is_not_scored(tmp_path):
+    run = tmp_path / "matap-seed0"
+    assert main(["train", "--config", "smoke", "train.epochs=1", "--out", str(run)]) == 0
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("epochs: 1", "epochs: 3"))
+    with pytest.raises(MatapError, match="1 of its 3 epochs"):
+        _script().main(run, "compare")
+    assert not (run / "scores.json").exists()
