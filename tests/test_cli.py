@@ -54,6 +54,34 @@ def test_evaluate_protocols_write_per_timestep_json(smoke_run, tmp_path, protoco
     assert "SSIM (tf.image.ssim)" in capsys.readouterr().out
 
 
+def test_evaluate_uint8_scores_the_predictions_as_written_images(smoke_run, tmp_path, capsys):
+    from matap.checkpoint import load_model
+    from matap.evaluation import as_uint8, evaluate
+    from matap.experiments.report import split_videos
+    from matap.metrics import mse_per_frame
+
+    floats, rounded = tmp_path / "floats.json", tmp_path / "uint8.json"
+    assert main(["evaluate", str(smoke_run), "--split", "test", "--json", str(floats)]) == 0
+    assert main(["evaluate", str(smoke_run), "--split", "test", "--uint8", "--json", str(rounded)]) == 0
+    assert "predictions scored as uint8 images" in capsys.readouterr().out
+    a, b = json.loads(floats.read_text()), json.loads(rounded.read_text())
+    assert "predictions" not in a and b["predictions"] == "uint8"
+    assert a["metrics"]["mse"]["mean"] != b["metrics"]["mse"]["mean"]
+    # all-black frames are exact in uint8; the mean frame is not
+    assert b["baselines"]["black"]["mse"] == a["baselines"]["black"]["mse"]
+    # what --uint8 scores: the rollout rounded to steps of 1/255
+    model, cfg, _ = load_model(smoke_run, "best")
+    videos = np.array(split_videos(cfg, "test", 8))
+    x = torch.from_numpy(videos).float().div(255).unsqueeze(2)
+    with torch.no_grad():
+        pred = as_uint8(model.eval().rollout(x[:, :4], 4))
+    assert torch.equal(pred * 255, (pred * 255).round())
+    expected = mse_per_frame(pred, x[:, 4:8]).mean().item()
+    assert b["metrics"]["mse"]["mean"] == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(MatapError, match="does not score frames"):
+        evaluate(model, videos, "latent", 4, 4, uint8=True)
+
+
 
 def test_evaluate_and_predict_roll_out_with_the_feedback_asked_for(smoke_run, tmp_path, monkeypatch):
     """--feedback changes what is fed back after the first predicted frame, not that frame itself;

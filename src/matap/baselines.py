@@ -88,13 +88,15 @@ def mean_training_frame(cfg: Config, max_sequences: int = MEAN_FRAME_SEQUENCES, 
 
 
 def evaluate_baselines(videos: np.ndarray, mean_frame: np.ndarray, protocol: str = "predict", context: int = 10,
-                       horizon: int = 10, batch_size: int = 64, device: Any = "cpu") -> dict[str, dict[str, Any]]:
+                       horizon: int = 10, batch_size: int = 64, device: Any = "cpu", uint8: bool = False
+                       ) -> dict[str, dict[str, Any]]:
     """Every baseline scored on uint8 videos (N, T, 64, 64) as :func:`matap.evaluation.evaluate` scores
     a model under ``protocol``: baseline name -> a result of evaluate's layout.
 
     "predict" and "rollout": every baseline, on the ``horizon`` frames after ``context``.
     "reconstruct" (the paper's protocol) and "autoencode" (every frame is a target): all-black frames and
-    the mean frame, the same frame for every input, as a model is scored under them."""
+    the mean frame, the same frame for every input, as a model is scored under them. ``uint8``: each
+    prediction as it reads back from a uint8 image, as :func:`matap.evaluation.evaluate` takes it."""
     from matap.evaluation import score
     from matap.registry import PROTOCOLS
 
@@ -102,7 +104,7 @@ def evaluate_baselines(videos: np.ndarray, mean_frame: np.ndarray, protocol: str
         def every_frame(name: str) -> Callable[[Any], tuple[Any, Any]]:
             return lambda x: (predict_frames(name, x[:, :1], x.shape[1], mean_frame), x)  # (B, T, 1, H, W) each
 
-        return {name: score(videos, every_frame(name), protocol, batch_size=batch_size, device=device)
+        return {name: score(videos, every_frame(name), protocol, batch_size=batch_size, device=device, uint8=uint8)
                 for name in RECONSTRUCTION_BASELINES}
     def rolled_out_frames(name: str) -> bool:
         return PROTOCOLS.get(name).future and PROTOCOLS.get(name).frame_baselines
@@ -115,7 +117,8 @@ def evaluate_baselines(videos: np.ndarray, mean_frame: np.ndarray, protocol: str
         # x (B, T, 1, H, W) -> (prediction, target), both (B, horizon, 1, H, W)
         return lambda x: (predict_frames(name, x[:, :context], horizon, mean_frame), x[:, context:context + horizon])
 
-    return {name: score(videos, scorer(name), protocol, context, horizon, batch_size, device) for name in BASELINES}
+    return {name: score(videos, scorer(name), protocol, context, horizon, batch_size, device, uint8=uint8)
+            for name in BASELINES}
 
 
 def beats(model: float, baseline: float, metric: str) -> bool:

@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_feedback(p)
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--json", help="write the result, with per-timestep arrays, to this file")
+    p.add_argument("--uint8", action="store_true",
+                   help="score the predicted frames as they read back from uint8 images (each pixel rounded to a "
+                        "step of 1/255, as matap predict writes them), the baselines' likewise; default: the floats")
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the trivial baselines scored beside the model "
                         "(all-black frames, the last context frame, the mean training frame of the run's config)")
@@ -387,7 +390,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.num:
         videos = videos[: args.num]
     result = evaluate(model, videos, args.protocol, context, horizon, cfg.eval.batch_size, args.device,
-                      progress=sys.stdout.isatty())
+                      progress=sys.stdout.isatty(), uint8=args.uint8)
     data = args.data or f"{'validation' if args.split == 'val' else 'test'} split of the run's config"
     result.update({"checkpoint": str(path), "model": cfg.model.name, "objective": cfg.objective.name,
                    "data": data, "split": None if args.data else args.split, "feedback": model.feedback})
@@ -395,10 +398,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if protocol.frame_baselines and not args.no_baselines:
         scores = evaluate_baselines(videos, mean_training_frame(cfg), args.protocol, context, horizon,
-                                    cfg.eval.batch_size, args.device)
+                                    cfg.eval.batch_size, args.device, uint8=args.uint8)
         result["baselines"] = {name: value["metrics"] for name, value in scores.items()}
     print(f"checkpoint {path} ({cfg.model.name}, trained with objective {cfg.objective.name}); data: {data}"
-          + (f"; rollout feedback: {model.feedback}" if protocol.future else ""))
+          + (f"; rollout feedback: {model.feedback}" if protocol.future else "")
+          + ("; predictions scored as uint8 images" if args.uint8 else ""))
     print((protocol.table or format_table)(result))
     if "baselines" in result:
         from matap.baselines import format_comparison, format_reconstruction

@@ -155,40 +155,64 @@ def _checked(protocol: str, videos: np.ndarray, context: int, horizon: int) -> P
 
 
 def _result(protocol: str, future: bool, context: int, horizon: int, count: int,
-            metrics: dict[str, Any]) -> dict[str, Any]:
-    return {"protocol": protocol, "num_sequences": count, "context": context if future else None,
-            "horizon": horizon if future else None, "metrics": metrics}
+            metrics: dict[str, Any], as_uint8: bool = False) -> dict[str, Any]:
+    result = {"protocol": protocol, "num_sequences": count, "context": context if future else None,
+              "horizon": horizon if future else None, "metrics": metrics}
+    if as_uint8:
+        result["predictions"] = "uint8"
+    return result
+
+
+def as_uint8(pred: torch.Tensor) -> torch.Tensor:
+    """Predicted frames in [0, 1] as they read back from uint8 images (what ``matap predict`` writes): each
+    pixel rounded to the nearest of 0, 1/255, ..., 1."""
+    return pred.clamp(0, 1).mul(255).round().div(255)
+
+
+def _scored_as_uint8(pair: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return frame_scores(as_uint8(pair[0]), pair[1])
 
 
 @torch.inference_mode()
 def evaluate(model: LatentVideoModel, videos: np.ndarray, protocol: str = "predict", context: int = 10,
              horizon: int = 10, batch_size: int = 64, device: str | torch.device = "cpu",
-             progress: bool = False) -> dict[str, Any]:
+             progress: bool = False, uint8: bool = False) -> dict[str, Any]:
     """The scores of ``model`` on uint8 videos (N, T, 64, 64) under ``protocol`` (:data:`PROTOCOLS`).
 
     Returns ``{"protocol", "num_sequences", "context", "horizon", "metrics": {name:
     {"mean": float, "per_timestep": [float, ...]}}}``; the mean is over sequences
-    and timesteps, per_timestep over sequences.
+    and timesteps, per_timestep over sequences. ``uint8``: score the predicted frames as they read back
+    from uint8 images (:func:`as_uint8`; the result then says ``"predictions": "uint8"``), not the floats.
     """
     p = _checked(protocol, videos, context, horizon)
     model = fold_batchnorm(model.to(device))  # same outputs as model.eval(), fewer layers
-    count, metrics = per_timestep_means(videos, lambda x: p.measure(model, x, context, horizon), batch_size, device,
+    frames = p.frames
+    if uint8 and frames is None:
+        raise MatapError(f"protocol {protocol} does not score frames, so it has no uint8 frames to score")
+
+    def measure(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if uint8:
+            return _scored_as_uint8(frames(model, x, context, horizon))
+        return p.measure(model, x, context, horizon)
+
+    count, metrics = per_timestep_means(videos, measure, batch_size, device,
                                         frames=context + horizon if p.future else None, progress=progress)
-    return _result(protocol, p.future, context, horizon, count, metrics)
+    return _result(protocol, p.future, context, horizon, count, metrics, uint8)
 
 
 @torch.inference_mode()
 def score(videos: np.ndarray, predict: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
           protocol: str = "predict", context: int = 10, horizon: int = 10, batch_size: int = 64,
-          device: str | torch.device = "cpu", progress: bool = False) -> dict[str, Any]:
+          device: str | torch.device = "cpu", progress: bool = False, uint8: bool = False) -> dict[str, Any]:
     """Frame predictions scored as a model is under a frame ``protocol`` (the trivial baselines,
     ``matap.baselines``): ``predict`` maps a batch of frames x (B, T, 1, H, W) in [0, 1] to (prediction,
     target), both (B, T', 1, H, W); every metric of ``frame_scores`` per timestep, averaged over
-    sequences. Returns the layout of :func:`evaluate`."""
+    sequences; ``uint8`` as for :func:`evaluate`. Returns the layout of :func:`evaluate`."""
     p = _checked(protocol, videos, context, horizon)
-    count, metrics = per_timestep_means(videos, lambda x: frame_scores(*predict(x)), batch_size, device,
+    scored = _scored_as_uint8 if uint8 else (lambda pair: frame_scores(*pair))
+    count, metrics = per_timestep_means(videos, lambda x: scored(predict(x)), batch_size, device,
                                         progress=progress)
-    return _result(protocol, p.future, context, horizon, count, metrics)
+    return _result(protocol, p.future, context, horizon, count, metrics, uint8)
 
 
 def per_timestep_means(videos: np.ndarray, measure: Callable[[torch.Tensor], dict[str, torch.Tensor]],
