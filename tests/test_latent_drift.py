@@ -21,7 +21,10 @@ class Counter(nn.Module):
         value = frames.flatten(2).mean(-1) * 255                      # (B, T)
         return torch.stack([value, torch.zeros_like(value)], dim=-1)  # (B, T, 2)
 
-    def rollout_steps(self, z_context: torch.Tensor, horizon: int) -> tuple[torch.Tensor, None]:
+    def condition(self, context: torch.Tensor) -> None:
+        return None
+
+    def rollout_steps(self, z_context: torch.Tensor, horizon: int, cond=None) -> tuple[torch.Tensor, None]:
         steps = torch.arange(1, horizon + 1, dtype=z_context.dtype)
         moved = z_context[:, -1:, :1] + steps.view(1, horizon, 1)     # (B, H, 1)
         return torch.cat([moved, torch.zeros_like(moved)], dim=-1), None

@@ -23,17 +23,20 @@ class PerfectModel:
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         return torch.logit(frames.mean(dim=(2, 3, 4)))[..., None]  # (B, T, 1): z_t = logit(v_t)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def condition(self, context: torch.Tensor) -> None:
+        return None
+
+    def decode(self, z: torch.Tensor, cond=None, at=0) -> torch.Tensor:
         return z[..., None, None].expand(*z.shape[:2], 1, self.size, self.size)  # logits: sigmoid(z) everywhere
 
     def __call__(self, frames: torch.Tensor) -> TeacherForced:
         z = self.encode(frames)
         return TeacherForced(z, torch.cat([z[:, 1:], z[:, -1:]], dim=1))  # the prediction at t is z_{t+1}
 
-    def rollout_latents(self, z_context: torch.Tensor, horizon: int) -> torch.Tensor:
+    def rollout_latents(self, z_context: torch.Tensor, horizon: int, cond=None) -> torch.Tensor:
         return self.future[:, z_context.shape[1]:z_context.shape[1] + horizon]
 
-    def rollout_steps(self, z_context: torch.Tensor, horizon: int) -> tuple[torch.Tensor, None]:
+    def rollout_steps(self, z_context: torch.Tensor, horizon: int, cond=None) -> tuple[torch.Tensor, None]:
         return self.rollout_latents(z_context, horizon), None  # latent feedback: nothing decoded on the way
 
 
